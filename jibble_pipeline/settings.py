@@ -1,0 +1,87 @@
+"""Configuration from the environment (SPEC §5), read in one place.
+
+Without Jibble credentials the project runs in demo mode against its own local
+simulator; without ``JIBBLE_DATABASE_URL`` it uses an embedded Postgres kept under
+``JIBBLE_HOME``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+PRODUCTION_IDENTITY_URL = "https://identity.prod.jibble.io"
+PRODUCTION_WORKSPACE_URL = "https://workspace.prod.jibble.io"
+PRODUCTION_TIME_TRACKING_URL = "https://time-tracking.prod.jibble.io"
+
+# First daily partition unless JIBBLE_PARTITIONS_START says otherwise.
+DEFAULT_PARTITIONS_START = date(2025, 1, 1)
+DEFAULT_HOME = Path.home() / ".local" / "share" / "jibble-pipeline"
+
+
+class ConfigurationError(ValueError):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    client_id: str | None
+    client_secret: str | None
+    identity_url: str
+    workspace_url: str
+    time_tracking_url: str
+    database_url: str | None
+    db_schema: str
+    partitions_start: date
+    home: Path
+
+    @property
+    def demo_mode(self) -> bool:
+        """True when no credentials are set: the local simulator stands in for Jibble."""
+        return not (self.client_id and self.client_secret)
+
+    @property
+    def embedded_database(self) -> bool:
+        return not self.database_url
+
+    @property
+    def embedded_data_dir(self) -> Path:
+        return self.home / "pgdata"
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    client_id = env.get("JIBBLE_CLIENT_ID") or None
+    client_secret = env.get("JIBBLE_CLIENT_SECRET") or None
+    if bool(client_id) != bool(client_secret):
+        raise ConfigurationError(
+            "Set both JIBBLE_CLIENT_ID and JIBBLE_CLIENT_SECRET (or neither, for demo mode)."
+        )
+    start_text = env.get("JIBBLE_PARTITIONS_START") or DEFAULT_PARTITIONS_START.isoformat()
+    try:
+        partitions_start = date.fromisoformat(start_text)
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"JIBBLE_PARTITIONS_START must be a date like 2025-01-01, got {start_text!r}."
+        ) from exc
+    database_url = env.get("JIBBLE_DATABASE_URL") or None
+    if database_url and not database_url.startswith(("postgresql://", "postgres://")):
+        raise ConfigurationError(
+            "JIBBLE_DATABASE_URL must start with postgresql:// (the value is not shown)."
+        )
+    return Settings(
+        client_id=client_id,
+        client_secret=client_secret,
+        identity_url=(env.get("JIBBLE_IDENTITY_URL") or PRODUCTION_IDENTITY_URL).rstrip("/"),
+        workspace_url=(env.get("JIBBLE_WORKSPACE_URL") or PRODUCTION_WORKSPACE_URL).rstrip("/"),
+        time_tracking_url=(
+            env.get("JIBBLE_TIME_TRACKING_URL") or PRODUCTION_TIME_TRACKING_URL
+        ).rstrip("/"),
+        database_url=database_url,
+        db_schema=env.get("JIBBLE_DB_SCHEMA") or "jibble",
+        partitions_start=partitions_start,
+        home=Path(env.get("JIBBLE_HOME") or DEFAULT_HOME).expanduser(),
+    )
