@@ -1,0 +1,111 @@
+"""Metadata values people read in the Dagster UI: tables, counts and small charts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import dagster as dg
+import pandas as pd
+
+from jibble_pipeline.jibble.models import Rejected
+from jibble_pipeline.rules.formatting import format_hours
+from jibble_pipeline.warehouse.resource import WarehouseResource
+
+MAX_TABLE_ROWS = 200
+BAR_WIDTH = 30
+
+
+def _cell(value: object) -> str | int | float | bool | None:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if isinstance(value, bool | int | float | str):
+        return value
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return str(value)
+
+
+def table_metadata(frame: pd.DataFrame, max_rows: int = MAX_TABLE_ROWS) -> dg.TableMetadataValue:
+    """A DataFrame as a UI table (first ``max_rows`` rows)."""
+    shown = frame.head(max_rows)
+    records = [
+        dg.TableRecord({str(k): _cell(v) for k, v in row.items()})
+        for row in shown.to_dict(orient="records")
+    ]
+    schema = dg.TableSchema(columns=[dg.TableColumn(str(c), "string") for c in shown.columns])
+    return dg.MetadataValue.table(records=records, schema=schema)
+
+
+def hours_bar_chart(seconds_by_label: pd.Series, title: str) -> dg.MarkdownMetadataValue:
+    """A text bar chart (one bar per label, length proportional to hours), as markdown."""
+    lines = [f"**{title}**", "", "```"]
+    peak = float(seconds_by_label.max()) if len(seconds_by_label) else 0.0
+    width = max((len(str(label)) for label in seconds_by_label.index), default=0)
+    for label, seconds in seconds_by_label.items():
+        bar = "█" * (round(BAR_WIDTH * float(seconds) / peak) if peak > 0 else 0)
+        lines.append(f"{str(label):<{width}}  {format_hours(seconds):>7}  {bar}")
+    lines.append("```")
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def rejected_metadata(rejected: Sequence[Rejected]) -> dict[str, object]:
+    """Counts and reasons of payloads that failed validation (never dropped silently)."""
+    if not rejected:
+        return {"rejected": 0}
+    reasons = pd.Series([r.reason for r in rejected]).value_counts().rename_axis("reason")
+    return {
+        "rejected": len(rejected),
+        "rejected_reasons": table_metadata(reasons.rename("count").reset_index()),
+    }
+
+
+def hours_table(frame: pd.DataFrame, key_columns: list[str]) -> dg.TableMetadataValue:
+    """Work and break seconds summed by ``key_columns``, shown as h:mm."""
+    totals = (
+        frame.groupby(key_columns, dropna=False)[["work_seconds", "break_seconds"]]
+        .sum()
+        .sort_values("work_seconds", ascending=False)
+        .reset_index()
+    )
+    totals["work"] = totals["work_seconds"].map(format_hours)
+    totals["break"] = totals["break_seconds"].map(format_hours)
+    return table_metadata(totals[[*key_columns, "work", "break"]])
+
+
+@dataclass(frozen=True)
+class DisplayNames:
+    agents: dict[str, str]
+    groups: dict[str, str]
+    activities: dict[str, str]
+
+
+def display_names(warehouse: WarehouseResource) -> DisplayNames:
+    """Names of agents, groups and activities from the snapshots, for tables people read."""
+
+    def lookup(table: str, key: str, name: str) -> dict[str, str]:
+        frame = warehouse.read_table(table, columns=[key, name])
+        return dict(zip(frame[key], frame[name].fillna(frame[key]), strict=True))
+
+    return DisplayNames(
+        agents=lookup("agents", "person_id", "full_name"),
+        groups=lookup("client_groups", "group_id", "name"),
+        activities=lookup("activities", "activity_id", "name"),
+    )
+
+
+def named(frame: pd.DataFrame, names: DisplayNames) -> pd.DataFrame:
+    """``frame`` with readable ``agent``, ``group`` and ``activity`` columns added."""
+
+    def label(ids: pd.Series, mapping: dict[str, str]) -> pd.Series:
+        return ids.map(lambda i: "(none)" if i is None or pd.isna(i) else mapping.get(i, i))
+
+    out = frame.copy()
+    for column, key, mapping in (
+        ("agent", "person_id", names.agents),
+        ("group", "group_id", names.groups),
+        ("activity", "activity_id", names.activities),
+    ):
+        if key in out.columns:
+            out[column] = label(out[key], mapping)
+    return out

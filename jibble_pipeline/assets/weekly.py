@@ -1,0 +1,74 @@
+"""Weekly hours per agent, client group and activity (Monday weeks)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import dagster as dg
+import pandas as pd
+
+from jibble_pipeline.assets.metadata import display_names, hours_bar_chart, hours_table, named
+from jibble_pipeline.automation.partitions import week_of_days, weekly_partitions
+from jibble_pipeline.rules import weekly as weekly_rules
+from jibble_pipeline.warehouse.resource import WarehouseResource
+
+GROUP = "hours"
+
+# Re-derive a week whenever any of its days' sessions changed, once nothing upstream is
+# still running. Not limited to the latest week: late edits change past weeks too.
+WEEKLY_AUTOMATION = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("any day of the week re-derived")
+
+
+def missing_days(context: dg.AssetExecutionContext) -> list[str]:
+    """Days of the run's weeks (up to the last existing daily key) with no sessions yet."""
+    window = context.partition_time_window
+    done = context.instance.get_materialized_partitions(dg.AssetKey("sessions"))
+    daily = context.repository_def.get_assets_def(dg.AssetKey("sessions")).partitions_def
+    existing = set(daily.get_partition_keys(dynamic_partitions_store=context.instance))
+    day, days = window.start, []
+    while day < window.end:
+        key = day.strftime("%Y-%m-%d")
+        if key in existing and key not in done:
+            days.append(key)
+        day += timedelta(days=1)
+    return days
+
+
+@dg.asset(
+    ins={"sessions": dg.AssetIn(partition_mapping=week_of_days)},
+    partitions_def=weekly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    automation_condition=WEEKLY_AUTOMATION,
+    group_name=GROUP,
+    kinds={"postgres"},
+)
+def weekly_hours(
+    context: dg.AssetExecutionContext, sessions: pd.DataFrame, warehouse: WarehouseResource
+) -> pd.DataFrame:
+    """Hours per (week, agent, client group, activity) from the seven days' sessions."""
+    frame = weekly_rules.weekly_hours(sessions)
+    missing = missing_days(context)
+    if missing:
+        context.log.warning(f"Sessions not yet derived for {len(missing)} day(s): {missing}")
+    names = display_names(warehouse)
+    complete = sessions[(sessions["status"] == "complete") & (sessions["kind"] == "work")]
+    per_day = complete.groupby("belongs_to_date")["duration_seconds"].sum()
+    context.add_output_metadata(
+        {
+            "rows": len(frame),
+            "agents": frame["person_id"].nunique(),
+            "total_work_hours": round(float(frame["work_seconds"].sum()) / 3600, 2),
+            "total_break_hours": round(float(frame["break_seconds"].sum()) / 3600, 2),
+            "incomplete_sessions": int(frame["incomplete_count"].sum()),
+            "days_without_sessions": dg.MetadataValue.json(missing),
+            "hours_by_group": hours_table(named(frame, names), ["group"]),
+            "hours_by_agent": hours_table(named(frame, names), ["agent", "group"]),
+            "hours_by_activity": hours_table(named(frame, names), ["activity"]),
+            "work_hours_per_day": hours_bar_chart(per_day, "Work hours per work date"),
+        }
+    )
+    return frame

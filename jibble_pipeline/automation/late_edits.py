@@ -1,0 +1,157 @@
+"""Late edits: entries edited, archived or added days after their work date.
+
+The 10-minute schedule refreshes only the work dates that can still change in the normal
+course of a day. Older dates change when someone corrects a timesheet. The sensor here
+keeps a durable ``updatedAt`` watermark in its cursor, asks Jibble for entries changed
+since it (minus a safety overlap), and requests re-materialisation of exactly the work
+dates those entries touch (their new date, and their stored old date when an edit moved
+them). The watermark advances only once the runs it requested have succeeded; a failed
+run leaves it where it was, so the next evaluation asks again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+import dagster as dg
+from psycopg import sql
+
+from jibble_pipeline.automation.partitions import daily_partitions
+from jibble_pipeline.automation.schedules import range_tags, refresh_window
+from jibble_pipeline.jibble.resource import JibbleResource
+from jibble_pipeline.warehouse.resource import WarehouseResource
+
+WATERMARK_TAG = "jibble/late_edits_until"
+OVERLAP = timedelta(minutes=10)  # clock skew and entries committed late on Jibble's side
+MAX_GAP_DAYS = 3  # dates closer than this share one run (refetching a day costs little)
+LOST_RUNS_AFTER = timedelta(hours=1)  # requested runs never seen by then: ask again
+
+refetch_work_dates = dg.define_asset_job(
+    "refetch_work_dates",
+    selection=dg.AssetSelection.assets(
+        "raw_time_entries", "quarantined_entries", "sessions", "daily_attendance"
+    ),
+    description="Re-fetch and re-derive a range of work dates (late edits, manual repairs).",
+)
+
+
+@dataclass
+class LateEditsCursor:
+    """``watermark``: every change before it has landed. ``pending_until``: the runs
+    requested for changes up to that instant, not yet known to have succeeded."""
+
+    watermark: str
+    pending_until: str | None = None
+    pending_runs: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, text: str | None) -> LateEditsCursor | None:
+        return cls(**json.loads(text)) if text else None
+
+    def dump(self) -> str:
+        return json.dumps(asdict(self))
+
+
+def date_ranges(dates: Iterable[date], max_gap_days: int = MAX_GAP_DAYS) -> list[tuple[date, date]]:
+    """Sorted dates merged into inclusive ranges; dates at most ``max_gap_days`` apart join.
+
+    >>> date_ranges([date(2025, 1, 9), date(2025, 1, 2), date(2025, 1, 3), date(2025, 1, 30)])
+    [(datetime.date(2025, 1, 2), datetime.date(2025, 1, 3)), (datetime.date(2025, 1, 9), \
+datetime.date(2025, 1, 9)), (datetime.date(2025, 1, 30), datetime.date(2025, 1, 30))]
+    """
+    ranges: list[tuple[date, date]] = []
+    for day in sorted(set(dates)):
+        if ranges and (day - ranges[-1][1]).days <= max_gap_days:
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges
+
+
+def dates_to_refetch(changed: list[dict], stored_dates: Iterable[date], now: datetime) -> set[date]:
+    """Work dates of changed entries (and where they were stored before), within the
+    partitions, leaving out the dates the 10-minute schedule refreshes anyway."""
+    dates = set(stored_dates)
+    for payload in changed:
+        try:
+            dates.add(date.fromisoformat(str(payload.get("belongsToDate"))))
+        except ValueError:
+            continue  # an unreadable entry is quarantined when its date is fetched
+    first_partition = daily_partitions.start.date()
+    scheduled_first, _ = refresh_window(now, first_partition)
+    return {d for d in dates if first_partition <= d < scheduled_first}
+
+
+def _stored_dates(warehouse: WarehouseResource, entry_ids: list[str]) -> list[date]:
+    if not entry_ids:
+        return []
+    query = sql.SQL("SELECT DISTINCT belongs_to_date FROM {} WHERE entry_id = ANY(%(ids)s)").format(
+        warehouse.table("raw_time_entries")
+    )
+    return list(warehouse.query_frame(query, {"ids": entry_ids})["belongs_to_date"])
+
+
+def _runs_state(instance: dg.DagsterInstance, until: str, now: datetime) -> str:
+    """``succeeded``, ``failed`` or ``waiting`` for the runs requested up to ``until``."""
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={WATERMARK_TAG: until}))
+    if not runs:
+        lost = now - datetime.fromisoformat(until) > LOST_RUNS_AFTER
+        return "failed" if lost else "waiting"
+    if any(r.status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED) for r in runs):
+        return "failed"
+    done = all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    return "succeeded" if done else "waiting"
+
+
+@dg.sensor(
+    job=refetch_work_dates,
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Re-derives past work dates whose entries changed in Jibble (updatedAt).",
+)
+def late_edits_sensor(
+    context: dg.SensorEvaluationContext, jibble: JibbleResource, warehouse: WarehouseResource
+) -> dg.SensorResult | dg.SkipReason:
+    now = datetime.now(UTC).replace(microsecond=0)
+    cursor = LateEditsCursor.load(context.cursor)
+    if cursor is None:
+        # History is loaded by backfills; watching starts now.
+        context.update_cursor(LateEditsCursor(watermark=now.isoformat()).dump())
+        return dg.SkipReason(f"Watching for late edits from {now.isoformat()}")
+
+    if cursor.pending_until is not None:
+        state = _runs_state(context.instance, cursor.pending_until, now)
+        if state == "waiting":
+            return dg.SkipReason(f"Waiting for the runs of changes up to {cursor.pending_until}")
+        if state == "succeeded":
+            cursor = LateEditsCursor(watermark=cursor.pending_until)
+        else:
+            context.log.warning("A late-edit run failed; asking Jibble again from the watermark")
+            cursor = LateEditsCursor(watermark=cursor.watermark)
+
+    since = datetime.fromisoformat(cursor.watermark) - OVERLAP
+    with jibble.get_client(context.log) as client:
+        changed = client.time_entries_changed_since(since, until=now)
+    ids = [str(p["id"]) for p in changed if isinstance(p, dict) and p.get("id")]
+    dates = dates_to_refetch(changed, _stored_dates(warehouse, ids), now)
+    if not dates:
+        context.update_cursor(LateEditsCursor(watermark=now.isoformat()).dump())
+        return dg.SkipReason(f"{len(changed)} changed entries, none on a past work date")
+
+    until = now.isoformat()
+    requests = [
+        dg.RunRequest(
+            run_key=f"late-edits:{until}:{first}",
+            tags={**range_tags(first, last), WATERMARK_TAG: until},
+        )
+        for first, last in date_ranges(dates)
+    ]
+    context.log.info(
+        f"{len(changed)} entries changed since {since.isoformat()}: re-deriving "
+        f"{len(dates)} work dates in {len(requests)} run(s)"
+    )
+    pending = LateEditsCursor(cursor.watermark, until, [r.run_key for r in requests])
+    return dg.SensorResult(run_requests=requests, cursor=pending.dump())

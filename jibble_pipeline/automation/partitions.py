@@ -1,0 +1,44 @@
+"""Partitions keyed by the agents' local work date (``belongsToDate``).
+
+Both definitions use UTC as their clock, so a daily key is simply a work date and a
+weekly key is the Monday that starts an ISO week of work dates.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import dagster as dg
+
+from jibble_pipeline.settings import load_settings
+
+PARTITIONS_TIMEZONE = "UTC"
+
+
+def monday_on_or_before(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def build_daily_partitions(start: date) -> dg.DailyPartitionsDefinition:
+    # end_offset=1: agents east of UTC are already working on "tomorrow".
+    return dg.DailyPartitionsDefinition(
+        start_date=start.isoformat(), end_offset=1, timezone=PARTITIONS_TIMEZONE
+    )
+
+
+def build_weekly_partitions(start: date) -> dg.WeeklyPartitionsDefinition:
+    # day_offset=1: weeks start on Monday; end_offset=1 includes the week in progress.
+    return dg.WeeklyPartitionsDefinition(
+        start_date=monday_on_or_before(start).isoformat(),
+        day_offset=1,
+        end_offset=1,
+        timezone=PARTITIONS_TIMEZONE,
+    )
+
+
+_start = load_settings().partitions_start
+daily_partitions = build_daily_partitions(_start)
+weekly_partitions = build_weekly_partitions(_start)
+
+# A week may begin before the first daily partition; those days simply do not exist.
+week_of_days = dg.TimeWindowPartitionMapping(allow_nonexistent_upstream_partitions=True)

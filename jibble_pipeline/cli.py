@@ -1,0 +1,131 @@
+"""``jibble-pipeline``: set up, backfill recent weeks and serve the Dagster UI."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def use_project_dagster_home() -> Path:
+    """DAGSTER_HOME defaults to the project folder, whose dagster.yaml keeps Dagster's own
+    run, event and schedule storage in the same Postgres as the warehouse."""
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        if not (PROJECT_ROOT / "dagster.yaml").exists():
+            sys.exit("Set DAGSTER_HOME to a folder holding the project's dagster.yaml.")
+        os.environ["DAGSTER_HOME"] = home = str(PROJECT_ROOT)
+    return Path(home)
+
+
+def describe_setup() -> str:
+    from jibble_pipeline.settings import load_settings
+    from jibble_pipeline.warehouse.connection import redact, resolve_database_url
+
+    settings = load_settings()
+    url = resolve_database_url(settings)
+    lines = []
+    if settings.demo_mode:
+        lines.append(
+            "DEMO MODE: JIBBLE_CLIENT_ID/JIBBLE_CLIENT_SECRET are not set, so the pipeline reads "
+            "the project's local Jibble simulator (synthetic organisation), not Jibble."
+        )
+    else:
+        lines.append(f"Jibble API: {settings.time_tracking_url} (credentials from the environment)")
+    if settings.embedded_database:
+        lines.append(f"Warehouse: embedded PostgreSQL, data folder {settings.embedded_data_dir}")
+        lines.append(f"  psql: psql 'postgresql://postgres@/postgres?host={settings.embedded_data_dir}'")
+    else:
+        lines.append(f"Warehouse: {redact(url)}")
+    lines.append(f"  schema: {settings.db_schema}")
+    lines.append(f"Dagster instance: DAGSTER_HOME={os.environ['DAGSTER_HOME']}")
+    return "\n".join(lines)
+
+
+def backfill(first: date, last: date) -> None:
+    """Snapshots and daily assets for [first, last] in one run, then their weeks in another."""
+    import dagster as dg
+
+    from jibble_pipeline.automation.partitions import monday_on_or_before
+    from jibble_pipeline.automation.schedules import range_tags
+    from jibble_pipeline.definitions import defs
+
+    instance = dg.DagsterInstance.get()
+    daily = defs.resolve_job_def("refresh_daily_assets")
+    weekly = defs.resolve_job_def("derive_weekly_hours")
+    print(f"Backfilling work dates {first}..{last} (one run) ...", flush=True)
+    daily.execute_in_process(instance=instance, tags=range_tags(first, last))
+    weeks = (monday_on_or_before(first), monday_on_or_before(last))
+    print(f"Deriving weekly hours for weeks {weeks[0]}..{weeks[1]} (one run) ...", flush=True)
+    weekly.execute_in_process(instance=instance, tags=range_tags(*weeks))
+
+
+def command_demo(args: argparse.Namespace) -> None:
+    use_project_dagster_home()
+    print(describe_setup(), flush=True)
+    today = datetime.now(UTC).date()
+    first = max(today - timedelta(weeks=args.weeks), _partitions_start())
+    backfill(first, today + timedelta(days=1))
+    if args.no_serve:
+        return
+    dagster = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
+    print(
+        f"\nDagster UI: http://{args.host}:{args.port} (the 10-minute schedule is running; "
+        "Ctrl-C stops it)",
+        flush=True,
+    )
+    os.execv(
+        dagster,
+        [dagster, "dev", "-m", "jibble_pipeline.definitions", "-h", args.host, "-p", str(args.port)],
+    )
+
+
+def command_backfill(args: argparse.Namespace) -> None:
+    use_project_dagster_home()
+    print(describe_setup(), flush=True)
+    backfill(date.fromisoformat(args.start), date.fromisoformat(args.end))
+
+
+def command_stop_database(_: argparse.Namespace) -> None:
+    from jibble_pipeline.settings import load_settings
+    from jibble_pipeline.warehouse.embedded import stop_embedded_postgres
+
+    settings = load_settings()
+    stop_embedded_postgres(settings.embedded_data_dir)
+    print(f"Stopped the embedded PostgreSQL in {settings.embedded_data_dir}")
+
+
+def _partitions_start() -> date:
+    from jibble_pipeline.settings import load_settings
+
+    return load_settings().partitions_start
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="jibble-pipeline", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser(
+        "demo", help="sync, backfill the last weeks, then serve the Dagster UI"
+    )
+    demo.add_argument("--weeks", type=int, default=4, help="weeks of history to backfill")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=3000)
+    demo.add_argument("--no-serve", action="store_true", help="backfill only, do not serve")
+    demo.set_defaults(run=command_demo)
+    fill = commands.add_parser("backfill", help="backfill work dates START..END (inclusive)")
+    fill.add_argument("start")
+    fill.add_argument("end")
+    fill.set_defaults(run=command_backfill)
+    stop = commands.add_parser("stop-database", help="stop the embedded PostgreSQL server")
+    stop.set_defaults(run=command_stop_database)
+    args = parser.parse_args(argv)
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()

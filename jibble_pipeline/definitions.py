@@ -1,0 +1,68 @@
+"""The one Definitions object: wiring only."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from jibble_pipeline.assets.checks import ALL_CHECKS, freshness_sensor
+from jibble_pipeline.assets.sessions import derive_daily_hours
+from jibble_pipeline.assets.snapshots import activities, agent_group_history, agents, client_groups
+from jibble_pipeline.assets.time_entries import fetch_time_entries
+from jibble_pipeline.assets.weekly import weekly_hours
+from jibble_pipeline.automation.schedules import (
+    refresh_daily_assets,
+    refresh_every_10_minutes,
+)
+from jibble_pipeline.jibble.resource import JibbleResource
+from jibble_pipeline.settings import Settings, load_settings
+from jibble_pipeline.warehouse.io_manager import PostgresIOManager
+from jibble_pipeline.warehouse.resource import WarehouseResource
+
+
+def _env_or_none(name: str, value: str | None) -> dg.EnvVar | None:
+    """Secrets go through EnvVar so their values never reach the UI or run config."""
+    return dg.EnvVar(name) if value else None
+
+
+def build_resources(settings: Settings) -> dict[str, object]:
+    database_url = _env_or_none("JIBBLE_DATABASE_URL", settings.database_url)
+    return {
+        "jibble": JibbleResource(
+            client_id=_env_or_none("JIBBLE_CLIENT_ID", settings.client_id),
+            client_secret=_env_or_none("JIBBLE_CLIENT_SECRET", settings.client_secret),
+            identity_url=settings.identity_url,
+            workspace_url=settings.workspace_url,
+            time_tracking_url=settings.time_tracking_url,
+        ),
+        "io_manager": PostgresIOManager(database_url=database_url, schema_name=settings.db_schema),
+        "warehouse": WarehouseResource(database_url=database_url, schema_name=settings.db_schema),
+    }
+
+
+derive_weekly_hours = dg.define_asset_job(
+    "derive_weekly_hours", selection=dg.AssetSelection.assets(weekly_hours)
+)
+
+weekly_hours_automation = dg.AutomationConditionSensorDefinition(
+    "weekly_hours_automation",
+    target=dg.AssetSelection.assets(weekly_hours),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+)
+
+defs = dg.Definitions(
+    assets=[
+        agents,
+        client_groups,
+        activities,
+        agent_group_history,
+        fetch_time_entries,
+        derive_daily_hours,
+        weekly_hours,
+    ],
+    asset_checks=ALL_CHECKS,
+    jobs=[refresh_daily_assets, derive_weekly_hours],
+    schedules=[refresh_every_10_minutes],
+    sensors=[weekly_hours_automation, freshness_sensor],
+    resources=build_resources(load_settings()),
+)

@@ -1,0 +1,175 @@
+"""Pydantic models of the Jibble payloads the pipeline reads.
+
+Each model validates the fields the pipeline relies on and keeps the whole payload as it
+came (``raw``), unknown fields included, so the warehouse can store it for audits and
+replays. A payload that fails validation becomes a ``Rejected`` with a readable reason
+instead of failing the whole batch.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, Literal, TypeVar
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+_OFFSET = re.compile(
+    r"^(?P<sign>-)?PT(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?$"
+)
+
+
+def parse_offset_minutes(text: str) -> int:
+    """Minutes east of UTC from an ISO 8601 duration (``PT8H``, ``-PT5H``, ``PT5H30M``, ``PT0S``).
+
+    >>> parse_offset_minutes("PT5H30M"), parse_offset_minutes("-PT5H"), parse_offset_minutes("PT0S")
+    (330, -300, 0)
+    """
+    match = _OFFSET.match(text.strip())
+    if match is None or text.strip() in ("PT", "-PT"):
+        raise ValueError(f"offset {text!r} is not an ISO 8601 duration like PT8H or -PT5H30M")
+    minutes = int(match["hours"] or 0) * 60 + int(match["minutes"] or 0)
+    minutes += int(match["seconds"] or 0) // 60
+    if minutes > 18 * 60:
+        raise ValueError(f"offset {text!r} is beyond the ±18 hours a UTC offset can be")
+    return -minutes if match["sign"] else minutes
+
+
+def _aware(value: datetime) -> datetime:
+    """Jibble's instants are UTC; one sent without a zone is read as UTC."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+class JibblePayload(BaseModel):
+    """Base: unknown fields are accepted and kept only in ``raw`` (Jibble adds fields over
+    time; holding them twice would double the memory of a large fetch)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    raw: dict[str, Any] = Field(default_factory=dict, exclude=True)
+    id: str = Field(min_length=1)
+    status: str | None = None
+    created_at: datetime | None = Field(None, alias="createdAt")
+    updated_at: datetime | None = Field(None, alias="updatedAt")
+
+    @field_validator("created_at", "updated_at", check_fields=False)
+    @classmethod
+    def _instants_are_aware(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else _aware(value)
+
+
+class Person(JibblePayload):
+    full_name: str | None = Field(None, alias="fullName")
+    preferred_name: str | None = Field(None, alias="preferredName")
+    email: str | None = None
+    group_id: str | None = Field(None, alias="groupId")
+    code: str | None = None
+    role: str | None = None
+    time_zone: str | None = Field(None, alias="timeZone")
+    removed_at: datetime | None = Field(None, alias="removedAt")
+
+
+class Group(JibblePayload):
+    name: str | None = None
+    code: str | None = None
+
+
+class Activity(JibblePayload):
+    name: str | None = None
+    code: str | None = None
+    color: str | None = None
+
+
+class TimeEntry(JibblePayload):
+    """A punch. ``offset_minutes`` comes from ``offset`` or, when that is missing, from the
+    offset suffix of ``localTime`` or the difference between ``localTime`` and ``time``."""
+
+    person_id: str = Field(min_length=1, alias="personId")
+    type: Literal["In", "Out"]
+    time: datetime
+    belongs_to_date: date = Field(alias="belongsToDate")
+    offset: str | None = None
+    local_time: str | None = Field(None, alias="localTime")
+    activity_id: str | None = Field(None, alias="activityId")
+    project_id: str | None = Field(None, alias="projectId")
+    break_id: str | None = Field(None, validation_alias=AliasChoices("breakId", "break_id"))
+    client_type: str | None = Field(None, alias="clientType")
+    note: str | None = None
+
+    @field_validator("time")
+    @classmethod
+    def _time_is_aware(cls, value: datetime) -> datetime:
+        return _aware(value)
+
+    @field_validator("offset")
+    @classmethod
+    def _offset_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_offset_minutes(value)
+        return value
+
+    @property
+    def offset_minutes(self) -> int | None:
+        if self.offset is not None:
+            return parse_offset_minutes(self.offset)
+        if not self.local_time:
+            return None
+        try:
+            local = datetime.fromisoformat(self.local_time)
+        except ValueError:
+            return None
+        if local.utcoffset() is not None:
+            return int(local.utcoffset().total_seconds() // 60)
+        difference = local - self.time.astimezone(UTC).replace(tzinfo=None)
+        return round(difference.total_seconds() / 60)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A payload that failed validation, with why (shown to operators, kept in quarantine)."""
+
+    payload: dict[str, Any]
+    reason: str
+
+
+Model = TypeVar("Model", bound=JibblePayload)
+
+
+def _reason(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) for p in item["loc"]) or "payload"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def parse_payloads(
+    model: type[Model], payloads: Iterable[Any]
+) -> tuple[list[Model], list[Rejected]]:
+    """Valid payloads as ``model`` instances (duplicates by id: the newest ``updatedAt``
+    wins) and the rest as ``Rejected``, in input order."""
+    parsed: dict[str, Model] = {}
+    rejected: list[Rejected] = []
+    for payload in payloads:
+        if not isinstance(payload, dict):
+            rejected.append(Rejected({"value": payload}, "payload is not a JSON object"))
+            continue
+        try:
+            item = model.model_validate({**payload, "raw": payload})
+        except ValidationError as error:
+            rejected.append(Rejected(payload, _reason(error)))
+            continue
+        seen = parsed.get(item.id)
+        if seen is None or _newer_or_same(item, seen):
+            parsed[item.id] = item
+    return list(parsed.values()), rejected
+
+
+def _newer_or_same(item: JibblePayload, seen: JibblePayload) -> bool:
+    if item.updated_at is None or seen.updated_at is None:
+        return seen.updated_at is None
+    return item.updated_at >= seen.updated_at

@@ -1,0 +1,32 @@
+"""``$filter`` expressions in Jibble's dialect: unquoted date and instant literals."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+
+def instant_literal(moment: datetime) -> str:
+    """``2025-11-03T10:00:00Z`` (whole seconds, UTC); naive datetimes are refused."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("filter instants must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def between_dates(field: str, first: date, last: date) -> str:
+    """``field`` in [first, last], inclusive (one condition when first == last)."""
+    if first == last:
+        return f"{field} eq {first.isoformat()}"
+    return f"{field} ge {first.isoformat()} and {field} le {last.isoformat()}"
+
+
+def at_or_after(field: str, moment: datetime) -> str:
+    return f"{field} ge {instant_literal(moment)}"
+
+
+def before(field: str, moment: datetime) -> str:
+    return f"{field} lt {instant_literal(moment)}"
+
+
+def all_of(*conditions: str) -> str:
+    """Conditions joined by ``and``, each parenthesised when it has its own ``or``."""
+    return " and ".join(f"({c})" if " or " in c else c for c in conditions)

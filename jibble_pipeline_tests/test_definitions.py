@@ -1,0 +1,49 @@
+"""The Definitions object loads and holds everything operators rely on."""
+
+import dagster as dg
+
+from jibble_pipeline.definitions import defs
+
+DAILY_ASSETS = {"raw_time_entries", "quarantined_entries", "sessions", "daily_attendance"}
+SNAPSHOTS = {"agents", "client_groups", "activities", "agent_group_history"}
+
+
+def test_definitions_load():
+    dg.Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert keys == DAILY_ASSETS | SNAPSHOTS | {"weekly_hours"}
+
+
+def test_partitioned_assets_backfill_in_a_single_run():
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        if node.partitions_def is None:
+            assert key.to_user_string() in SNAPSHOTS
+            continue
+        assert node.backfill_policy == dg.BackfillPolicy.single_run(), key
+
+
+def test_partitions_are_work_dates_and_monday_weeks():
+    graph = defs.resolve_asset_graph()
+    daily = graph.get(dg.AssetKey("raw_time_entries")).partitions_def
+    weekly = graph.get(dg.AssetKey("weekly_hours")).partitions_def
+    assert daily.get_first_partition_key() == "2025-01-01"
+    assert weekly.get_first_partition_key() == "2024-12-30"  # a Monday
+    assert daily.timezone == weekly.timezone == "UTC"
+
+
+def test_schedule_sensors_and_checks_are_registered():
+    assert defs.resolve_schedule_def("refresh_every_10_minutes")
+    assert defs.resolve_sensor_def("weekly_hours_automation")
+    check_names = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
+    assert {
+        "no_duplicate_entry_ids",
+        "no_quarantined_entries",
+        "sessions_do_not_overlap",
+        "active_entries_accounted_for",
+        "orphan_outs",
+        "incomplete_sessions_per_week",
+        "weekly_totals_match_sessions",
+    } <= check_names
