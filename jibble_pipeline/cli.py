@@ -39,7 +39,9 @@ def describe_setup() -> str:
         lines.append(f"Jibble API: {settings.time_tracking_url} (credentials from the environment)")
     if settings.embedded_database:
         lines.append(f"Warehouse: embedded PostgreSQL, data folder {settings.embedded_data_dir}")
-        lines.append(f"  psql: psql 'postgresql://postgres@/postgres?host={settings.embedded_data_dir}'")
+        lines.append(
+            f"  psql: psql 'postgresql://postgres@/postgres?host={settings.embedded_data_dir}'"
+        )
     else:
         lines.append(f"Warehouse: {redact(url)}")
     lines.append(f"  schema: {settings.db_schema}")
@@ -81,7 +83,16 @@ def command_demo(args: argparse.Namespace) -> None:
     )
     os.execv(
         dagster,
-        [dagster, "dev", "-m", "jibble_pipeline.definitions", "-h", args.host, "-p", str(args.port)],
+        [
+            dagster,
+            "dev",
+            "-m",
+            "jibble_pipeline.definitions",
+            "-h",
+            args.host,
+            "-p",
+            str(args.port),
+        ],
     )
 
 

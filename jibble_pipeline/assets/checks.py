@@ -4,8 +4,6 @@ Each check looks at the work dates of the run it belongs to (its partition or pa
 range), or at the whole table when run on its own.
 """
 
-from __future__ import annotations
-
 from datetime import date, timedelta
 
 import dagster as dg
@@ -21,8 +19,7 @@ FAR_FUTURE = date(9999, 12, 31)
 
 def run_dates(context: dg.AssetCheckExecutionContext) -> tuple[date, date]:
     """First and last partition key of the run, as dates (all history when unpartitioned)."""
-    run = context.instance.get_run_by_id(context.run_id)
-    tags = run.tags if run else {}
+    tags = context.run.tags
     first = tags.get(RANGE_START_TAG) or tags.get("dagster/partition")
     last = tags.get(RANGE_END_TAG) or tags.get("dagster/partition")
     if not first or not last:

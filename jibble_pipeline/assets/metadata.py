@@ -1,7 +1,5 @@
 """Metadata values people read in the Dagster UI: tables, counts and small charts."""
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from dataclasses import dataclass
 

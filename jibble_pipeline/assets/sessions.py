@@ -1,7 +1,5 @@
 """Sessions and daily attendance, derived per work date from the raw entries."""
 
-from __future__ import annotations
-
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -68,7 +66,9 @@ def derive_daily_hours(
     names = display_names(warehouse)
     complete = sessions[sessions["status"] == "complete"].assign(
         work_seconds=lambda s: s["duration_seconds"].where(s["kind"] == "work", 0).astype("int64"),
-        break_seconds=lambda s: s["duration_seconds"].where(s["kind"] == "break", 0).astype("int64"),
+        break_seconds=lambda s: (
+            s["duration_seconds"].where(s["kind"] == "break", 0).astype("int64")
+        ),
     )
     per_day = attendance.groupby("belongs_to_date")["work_seconds"].sum()
     yield dg.Output(

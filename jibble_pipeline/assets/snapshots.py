@@ -1,7 +1,5 @@
 """Unpartitioned snapshots of the Jibble workspace: agents, client groups, activities."""
 
-from __future__ import annotations
-
 from datetime import UTC, datetime
 
 import dagster as dg

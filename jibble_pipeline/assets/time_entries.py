@@ -1,7 +1,5 @@
 """Raw time entries, one daily partition per work date (``belongsToDate``)."""
 
-from __future__ import annotations
-
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 

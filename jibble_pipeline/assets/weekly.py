@@ -1,7 +1,5 @@
 """Weekly hours per agent, client group and activity (Monday weeks)."""
 
-from __future__ import annotations
-
 from datetime import timedelta
 
 import dagster as dg

@@ -9,8 +9,6 @@ them). The watermark advances only once the runs it requested have succeeded; a 
 run leaves it where it was, so the next evaluation asks again.
 """
 
-from __future__ import annotations
-
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -48,7 +46,7 @@ class LateEditsCursor:
     pending_runs: list[str] = field(default_factory=list)
 
     @classmethod
-    def load(cls, text: str | None) -> LateEditsCursor | None:
+    def load(cls, text: str | None) -> "LateEditsCursor | None":
         return cls(**json.loads(text)) if text else None
 
     def dump(self) -> str:

@@ -4,8 +4,6 @@ Both definitions use UTC as their clock, so a daily key is simply a work date an
 weekly key is the Monday that starts an ISO week of work dates.
 """
 
-from __future__ import annotations
-
 from datetime import date, timedelta
 
 import dagster as dg

@@ -1,7 +1,5 @@
 """The 10-minute refresh: snapshots plus every work date that can still change."""
 
-from __future__ import annotations
-
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg

@@ -6,8 +6,6 @@ local Jibble simulator (a deterministic synthetic organisation following the rea
 and reads it over HTTP like the real API, and says so in the run's logs.
 """
 
-from __future__ import annotations
-
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta

@@ -1,0 +1,65 @@
+"""Where the warehouse is, and connections to it that always speak UTC.
+
+``JIBBLE_DATABASE_URL`` names an external Postgres; without it the project starts its own
+embedded server. Connection URLs can hold a password: only ``redact`` ever prints one.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from jibble_pipeline.settings import ConfigurationError, Settings, load_settings
+
+_DRIVER = re.compile(r"^postgres(?:ql)?(?:\+\w+)?://")
+
+
+def resolve_database_url(settings: Settings | None = None) -> str:
+    """The warehouse URL: ``JIBBLE_DATABASE_URL``, or the embedded server (started if needed)."""
+    settings = settings or load_settings()
+    if settings.database_url:
+        return libpq_url(settings.database_url)
+    from jibble_pipeline.warehouse.embedded import ensure_embedded_postgres
+
+    return ensure_embedded_postgres(settings.embedded_data_dir)
+
+
+def libpq_url(url: str) -> str:
+    """``postgresql://...`` whatever driver suffix or ``postgres://`` spelling it came with."""
+    if not _DRIVER.match(url):
+        raise ConfigurationError("The database URL must start with postgresql://")
+    return _DRIVER.sub("postgresql://", url, count=1)
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The URL for Dagster's own storage, which needs psycopg2 named explicitly (a bare
+    ``postgresql://`` makes SQLAlchemy 2.1 pick psycopg 3, which Dagster's event log breaks on)."""
+    return _DRIVER.sub("postgresql+psycopg2://", libpq_url(url), count=1)
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced by ``***``, fit for logs and messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def connect(url: str, **options: object) -> psycopg.Connection:
+    """A psycopg connection whose session time zone is UTC (instants never take the server's
+    zone). Connection failures name the redacted URL, never the password."""
+    params = conninfo_to_dict(libpq_url(url))
+    params["options"] = " ".join(filter(None, [params.get("options"), "-c TimeZone=UTC"]))
+    try:
+        return psycopg.connect(make_conninfo(**params), **options)
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise ConnectionError(
+            f"Cannot connect to the warehouse at {redact(url)}: {reason}. "
+            "Check JIBBLE_DATABASE_URL (or unset it to use the embedded PostgreSQL)."
+        ) from None

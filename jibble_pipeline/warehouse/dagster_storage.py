@@ -1,0 +1,26 @@
+"""Dagster's instance storage in the warehouse's Postgres (``dagster.yaml`` names it).
+
+The URL is resolved at load time like the warehouse's own: ``JIBBLE_DATABASE_URL``, or the
+embedded server, started if needed. SQLAlchemy is told to use psycopg2 explicitly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dagster._serdes import ConfigurableClassData
+from dagster_postgres import DagsterPostgresStorage
+
+from jibble_pipeline.warehouse.connection import resolve_database_url, sqlalchemy_url
+
+
+class JibbleDagsterStorage(DagsterPostgresStorage):
+    @classmethod
+    def config_type(cls) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData | None, config_value: Any
+    ) -> JibbleDagsterStorage:
+        return cls(postgres_url=sqlalchemy_url(resolve_database_url()), inst_data=inst_data)

@@ -1,0 +1,33 @@
+"""The warehouse as a Dagster resource, for assets, checks and sensors that query it."""
+
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+from psycopg import sql
+
+from jibble_pipeline.warehouse.io_manager import open_warehouse
+from jibble_pipeline.warehouse.store import Warehouse
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """SQL access to the warehouse schema (``database_url`` None: the embedded server)."""
+
+    database_url: str | None = None
+    schema_name: str = "jibble"
+
+    def open(self) -> Warehouse:
+        return open_warehouse(self.database_url, self.schema_name)
+
+    def table(self, name: str) -> sql.Identifier:
+        """A table or view of the schema, quoted for ``psycopg.sql`` composition."""
+        return sql.Identifier(self.schema_name, name)
+
+    def query_frame(
+        self, query: sql.Composable | str, params: Mapping[str, Any] | None = None
+    ) -> pd.DataFrame:
+        return self.open().query_frame(query, params)
+
+    def read_table(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+        return self.open().read(name, columns=columns)

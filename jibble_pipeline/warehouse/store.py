@@ -1,0 +1,304 @@
+"""Reads and writes of warehouse tables, shared by the IO manager and the warehouse resource.
+
+A write is one transaction: it takes a transactional advisory lock on its table (two runs
+never write the same table at once), removes or merges the rows of its partition window and
+bulk-loads the new ones with COPY. If anything fails the transaction rolls back and the
+table keeps exactly what it had.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pandas as pd
+import psycopg
+from psycopg import sql
+
+from jibble_pipeline.warehouse.bulk import copy_frame
+from jibble_pipeline.warehouse.connection import connect
+from jibble_pipeline.warehouse.tables import Table, create_statements, table
+
+_created: set[tuple[str, str]] = set()
+_created_lock = threading.Lock()
+DDL_LOCK_KEY = "jibble-pipeline schema"
+
+
+@dataclass(frozen=True)
+class DateWindow:
+    """Partition keys ``start <= key < end`` (dates)."""
+
+    start: date
+    end: date
+
+    def __post_init__(self) -> None:
+        if self.end <= self.start:
+            raise ValueError(f"empty date window {self.start}..{self.end}")
+
+
+@dataclass(frozen=True)
+class WriteSummary:
+    """What a write did, for the run's metadata."""
+
+    table: str
+    rows: int
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    marked_removed: int = 0
+
+    def metadata(self) -> dict[str, int | str]:
+        values: dict[str, int | str] = {"table": self.table, "dagster/row_count": self.rows}
+        for name in ("inserted", "updated", "unchanged", "deleted", "marked_removed"):
+            if getattr(self, name):
+                values[name] = getattr(self, name)
+        return values
+
+
+class Warehouse:
+    """The warehouse tables of one schema in one database."""
+
+    def __init__(self, url: str, schema: str):
+        if not schema:
+            raise ValueError("the warehouse schema name must not be empty")
+        self.url = url
+        self.schema = schema
+
+    def identifier(self, name: str) -> sql.Identifier:
+        return sql.Identifier(self.schema, name)
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        """A connection to a warehouse whose tables exist; commits on success."""
+        self.ensure_schema()
+        with connect(self.url) as conn:
+            yield conn
+
+    def ensure_schema(self) -> None:
+        """Creates the schema, tables, indexes and views once per process (idempotent DDL)."""
+        key = (self.url, self.schema)
+        with _created_lock:
+            if key in _created:
+                return
+            with connect(self.url) as conn:
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (DDL_LOCK_KEY,))
+                for statement in create_statements(self.schema):
+                    conn.execute(statement)
+            _created.add(key)
+
+    # --------------------------------------------------------------------------- reads
+
+    def query_frame(self, query: sql.Composable | str, params: Mapping[str, Any] | None = None):
+        with self.connection() as conn, conn.cursor() as cursor:
+            cursor.execute(query, params)
+            columns = [d.name for d in cursor.description]
+            return pd.DataFrame(cursor.fetchall(), columns=columns)
+
+    def read(
+        self,
+        name: str,
+        window: DateWindow | None = None,
+        columns: list[str] | None = None,
+    ) -> pd.DataFrame:
+        """Rows of a table (of a partition window when given), typed like the frames the
+        assets write. Raw entries gone at the source are left out."""
+        spec = table(name)
+        columns = columns or spec.read_columns
+        conditions: list[sql.Composable] = []
+        params: dict[str, Any] = {}
+        if window is not None:
+            if spec.partition_column is None:
+                raise ValueError(f"{name} has no partitions to read a window of")
+            conditions.append(
+                sql.SQL("{} >= %(start)s AND {} < %(end)s").format(
+                    sql.Identifier(spec.partition_column), sql.Identifier(spec.partition_column)
+                )
+            )
+            params = {"start": window.start, "end": window.end}
+        if spec.write == "merge":
+            conditions.append(sql.SQL("removed_at IS NULL"))
+        query = sql.SQL("SELECT {} FROM {}").format(
+            sql.SQL(", ").join(map(sql.Identifier, columns)), self.identifier(name)
+        )
+        if conditions:
+            query += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions)
+        with self.connection() as conn, conn.cursor() as cursor:
+            cursor.execute(query, params)
+            return typed_frame(spec, columns, cursor.fetchall())
+
+    # -------------------------------------------------------------------------- writes
+
+    def write(
+        self, name: str, frame: pd.DataFrame, window: DateWindow | None = None
+    ) -> WriteSummary:
+        """Lands ``frame`` in a table in one transaction, as the table's write mode says."""
+        spec = table(name)
+        _check_columns(spec, frame)
+        if window is not None:
+            _check_window(spec, frame, window)
+        elif spec.partition_column is not None and spec.write == "replace":
+            raise ValueError(f"{name} is partitioned: a write must name its partition window")
+        with self.connection() as conn, conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{self.schema}.{spec.name}",)
+            )
+            if spec.write == "replace":
+                return self._replace(cursor, spec, frame, window)
+            if spec.write == "upsert":
+                return self._upsert(cursor, spec, frame)
+            return self._merge(cursor, spec, frame, window)
+
+    def _window_condition(self, spec: Table, window: DateWindow | None) -> sql.Composable:
+        if window is None:
+            return sql.SQL("TRUE")
+        column = sql.Identifier(spec.partition_column)
+        return sql.SQL("{} >= {} AND {} < {}").format(
+            column, sql.Literal(window.start), column, sql.Literal(window.end)
+        )
+
+    def _replace(
+        self, cursor: psycopg.Cursor, spec: Table, frame: pd.DataFrame, window: DateWindow | None
+    ) -> WriteSummary:
+        cursor.execute(
+            sql.SQL("DELETE FROM {} WHERE {}").format(
+                self.identifier(spec.name), self._window_condition(spec, window)
+            )
+        )
+        deleted = cursor.rowcount
+        copy_frame(cursor, self.identifier(spec.name), frame, spec.column_names)
+        return WriteSummary(spec.name, len(frame), deleted=deleted)
+
+    def _stage(self, cursor: psycopg.Cursor, spec: Table, frame: pd.DataFrame) -> sql.Identifier:
+        staging = sql.Identifier(f"incoming_{spec.name}")
+        cursor.execute(
+            sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(
+                staging, self.identifier(spec.name)
+            )
+        )
+        copy_frame(cursor, staging, frame, spec.column_names)
+        cursor.execute(sql.SQL("ANALYZE {}").format(staging))
+        return staging
+
+    def _upsert(self, cursor: psycopg.Cursor, spec: Table, frame: pd.DataFrame) -> WriteSummary:
+        staging = self._stage(cursor, spec, frame)
+        columns = sql.SQL(", ").join(map(sql.Identifier, spec.column_names))
+        updates = sql.SQL(", ").join(
+            sql.SQL("{} = excluded.{}").format(sql.Identifier(c), sql.Identifier(c))
+            for c in spec.column_names
+            if c not in spec.primary_key
+        )
+        cursor.execute(
+            sql.SQL(
+                "INSERT INTO {target} ({columns}) SELECT {columns} FROM {staging}"
+                " ON CONFLICT ({key}) DO UPDATE SET {updates} RETURNING (xmax = 0)"
+            ).format(
+                target=self.identifier(spec.name),
+                columns=columns,
+                staging=staging,
+                key=sql.SQL(", ").join(map(sql.Identifier, spec.primary_key)),
+                updates=updates,
+            )
+        )
+        inserted = sum(1 for (new,) in cursor.fetchall() if new)
+        return WriteSummary(spec.name, len(frame), inserted=inserted, updated=len(frame) - inserted)
+
+    def _merge(
+        self, cursor: psycopg.Cursor, spec: Table, frame: pd.DataFrame, window: DateWindow | None
+    ) -> WriteSummary:
+        """Newest version wins (by ``updated_at``); an unchanged entry is left as it is
+        (its ``fetched_at`` too); entries of the window the source no longer returns are kept
+        and marked ``removed_at``."""
+        staging = self._stage(cursor, spec, frame)
+        target = self.identifier(spec.name)
+        columns = sql.SQL(", ").join(map(sql.Identifier, spec.column_names))
+        updates = sql.SQL(", ").join(
+            sql.SQL("{} = excluded.{}").format(sql.Identifier(c), sql.Identifier(c))
+            for c in spec.column_names
+            if c not in spec.primary_key and c != "removed_at"
+        )
+        cursor.execute(
+            sql.SQL(
+                "INSERT INTO {target} AS stored ({columns}) SELECT {columns} FROM {staging}"
+                " ON CONFLICT (entry_id) DO UPDATE SET {updates}, removed_at = NULL"
+                " WHERE (stored.updated_at IS NULL OR excluded.updated_at IS NULL"
+                "        OR excluded.updated_at >= stored.updated_at)"
+                "   AND (stored.raw_payload IS DISTINCT FROM excluded.raw_payload"
+                "        OR stored.belongs_to_date <> excluded.belongs_to_date"
+                "        OR stored.removed_at IS NOT NULL)"
+                " RETURNING (xmax = 0)"
+            ).format(target=target, columns=columns, staging=staging, updates=updates)
+        )
+        outcomes = [new for (new,) in cursor.fetchall()]
+        inserted = sum(outcomes)
+        updated = len(outcomes) - inserted
+        marked = 0
+        if window is not None:
+            cursor.execute(
+                sql.SQL(
+                    "UPDATE {target} AS stored SET removed_at = %(now)s"
+                    " WHERE {window} AND stored.removed_at IS NULL AND NOT EXISTS"
+                    " (SELECT 1 FROM {staging} incoming WHERE incoming.entry_id = stored.entry_id)"
+                ).format(
+                    target=target, window=self._window_condition(spec, window), staging=staging
+                ),
+                {"now": datetime.now(UTC)},
+            )
+            marked = cursor.rowcount
+        return WriteSummary(
+            spec.name,
+            len(frame),
+            inserted=inserted,
+            updated=updated,
+            unchanged=len(frame) - inserted - updated,
+            marked_removed=marked,
+        )
+
+
+def _check_columns(spec: Table, frame: pd.DataFrame) -> None:
+    missing = [c for c in spec.column_names if c not in frame.columns]
+    extra = [c for c in frame.columns if c not in spec.columns]
+    if missing or extra:
+        raise ValueError(
+            f"the frame for {spec.name} does not match the table: "
+            f"missing columns {missing}, unknown columns {extra}"
+        )
+
+
+def _check_window(spec: Table, frame: pd.DataFrame, window: DateWindow) -> None:
+    """Rows outside the window would survive the next replace of their own window twice."""
+    if spec.partition_column is None or frame.empty:
+        return
+    keys = pd.Series(frame[spec.partition_column])
+    outside = keys.isna() | (keys < window.start) | (keys >= window.end)
+    if outside.any():
+        raise ValueError(
+            f"{int(outside.sum())} rows for {spec.name} have a {spec.partition_column} outside "
+            f"the partitions being written ({window.start}..{window.end}), "
+            f"e.g. {keys[outside].iloc[0]!r}"
+        )
+
+
+def typed_frame(spec: Table, columns: list[str], rows: list[tuple]) -> pd.DataFrame:
+    """Rows read from Postgres as a DataFrame with the dtypes the assets produce."""
+    frame = pd.DataFrame(rows, columns=columns)
+    for name in columns:
+        kind = spec.columns[name].split()[0]
+        nullable = "NOT NULL" not in spec.columns[name]
+        if kind == "timestamptz":
+            frame[name] = pd.to_datetime(frame[name], utc=True)
+        elif kind == "timestamp":
+            frame[name] = pd.to_datetime(frame[name])
+        elif kind in ("integer", "bigint"):
+            frame[name] = frame[name].astype("Int64" if nullable else "int64")
+        elif kind == "double":
+            frame[name] = frame[name].astype("float64")
+        elif kind == "boolean" and not nullable:
+            frame[name] = frame[name].astype(bool)
+        else:
+            frame[name] = frame[name].astype(object)
+    return frame

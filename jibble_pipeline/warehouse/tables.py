@@ -1,0 +1,222 @@
+"""The warehouse's tables (SPEC §4), their keys and indexes, and the DDL that creates them.
+
+Every table is created idempotently; each names the column its partitions are keyed on and
+how a write lands: ``upsert`` (snapshots), ``merge`` (raw entries: newest version wins,
+entries gone at the source are kept and marked), ``replace`` (a partition window, or the
+whole table when unpartitioned, is deleted and loaded again).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from psycopg import sql
+
+WriteMode = Literal["upsert", "merge", "replace"]
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: dict[str, str]  # name -> SQL type, in table order
+    write: WriteMode
+    primary_key: tuple[str, ...] = ()
+    partition_column: str | None = None
+    indexes: tuple[tuple[str, ...], ...] = ()
+    # Columns left out when the table is read as an asset input (large, not used downstream).
+    unread: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def column_names(self) -> list[str]:
+        return list(self.columns)
+
+    @property
+    def read_columns(self) -> list[str]:
+        return [c for c in self.columns if c not in self.unread]
+
+
+TEXT, TS, JSON = "text", "timestamptz", "jsonb"
+
+AGENTS = Table(
+    "agents",
+    {
+        "person_id": "text NOT NULL", "full_name": TEXT, "preferred_name": TEXT, "email": TEXT,
+        "group_id": TEXT, "status": TEXT, "code": TEXT, "role": TEXT, "time_zone": TEXT,
+        "created_at": TS, "updated_at": TS, "removed_at": TS, "raw_payload": JSON,
+        "synced_at": TS,
+    },
+    write="upsert",
+    primary_key=("person_id",),
+    indexes=(("group_id",),),
+)  # fmt: skip
+CLIENT_GROUPS = Table(
+    "client_groups",
+    {
+        "group_id": "text NOT NULL", "name": TEXT, "code": TEXT, "status": TEXT,
+        "raw_payload": JSON, "synced_at": TS,
+    },
+    write="upsert",
+    primary_key=("group_id",),
+)  # fmt: skip
+ACTIVITIES = Table(
+    "activities",
+    {
+        "activity_id": "text NOT NULL", "name": TEXT, "code": TEXT, "color": TEXT,
+        "status": TEXT, "raw_payload": JSON, "synced_at": TS,
+    },
+    write="upsert",
+    primary_key=("activity_id",),
+)  # fmt: skip
+AGENT_GROUP_HISTORY = Table(
+    "agent_group_history",
+    {"person_id": "text NOT NULL", "group_id": TEXT, "valid_from": "timestamptz NOT NULL",
+     "valid_to": TS},
+    write="replace",
+    primary_key=("person_id", "valid_from"),
+)  # fmt: skip
+RAW_TIME_ENTRIES = Table(
+    "raw_time_entries",
+    {
+        "entry_id": "text NOT NULL", "person_id": "text NOT NULL", "type": "text NOT NULL",
+        "time_utc": "timestamptz NOT NULL", "local_time": "timestamp", "offset_minutes": "integer",
+        "belongs_to_date": "date NOT NULL", "activity_id": TEXT, "project_id": TEXT,
+        "break_id": TEXT, "client_type": TEXT, "status": TEXT, "note": TEXT, "created_at": TS,
+        "updated_at": TS, "raw_payload": "jsonb NOT NULL", "fetched_at": "timestamptz NOT NULL",
+        "removed_at": TS,
+    },
+    write="merge",
+    primary_key=("entry_id",),
+    partition_column="belongs_to_date",
+    indexes=(("person_id", "time_utc"), ("activity_id",), ("belongs_to_date",), ("updated_at",)),
+    unread=frozenset({"raw_payload"}),
+)  # fmt: skip
+QUARANTINED_ENTRIES = Table(
+    "quarantined_entries",
+    {
+        "partition_date": "date NOT NULL", "entry_id": TEXT, "reason": "text NOT NULL",
+        "raw_payload": JSON, "run_id": TEXT, "quarantined_at": TS,
+    },
+    write="replace",
+    partition_column="partition_date",
+    indexes=(("partition_date",), ("entry_id",)),
+)  # fmt: skip
+SESSIONS = Table(
+    "sessions",
+    {
+        "session_id": "text NOT NULL", "person_id": "text NOT NULL", "group_id": TEXT,
+        "activity_id": TEXT, "belongs_to_date": "date NOT NULL", "kind": "text NOT NULL",
+        "start_utc": "timestamptz NOT NULL", "end_utc": TS, "duration_seconds": "bigint",
+        "status": "text NOT NULL", "auto_out": "boolean NOT NULL", "start_entry_id": TEXT,
+        "end_entry_id": TEXT, "offset_minutes": "integer", "start_local": "timestamp",
+        "end_local": "timestamp", "derived_at": TS,
+    },
+    write="replace",
+    partition_column="belongs_to_date",
+    indexes=(("belongs_to_date",), ("person_id", "start_utc"), ("session_id",),
+             ("end_entry_id",), ("activity_id",), ("group_id",)),
+)  # fmt: skip
+DAILY_ATTENDANCE = Table(
+    "daily_attendance",
+    {
+        "person_id": "text NOT NULL", "belongs_to_date": "date NOT NULL", "group_id": TEXT,
+        "clock_in_utc": TS, "clock_out_utc": TS, "clock_in_local": "timestamp",
+        "clock_out_local": "timestamp", "work_seconds": "bigint NOT NULL",
+        "break_seconds": "bigint NOT NULL", "work_hours": "double precision NOT NULL",
+        "break_hours": "double precision NOT NULL", "session_count": "integer NOT NULL",
+        "orphan_out_count": "integer NOT NULL", "has_open": "boolean NOT NULL",
+        "has_incomplete": "boolean NOT NULL", "has_auto_out": "boolean NOT NULL",
+    },
+    write="replace",
+    primary_key=("person_id", "belongs_to_date"),
+    partition_column="belongs_to_date",
+    indexes=(("belongs_to_date",),),
+)  # fmt: skip
+WEEKLY_HOURS = Table(
+    "weekly_hours",
+    {
+        "week_start": "date NOT NULL", "person_id": "text NOT NULL", "group_id": TEXT,
+        "activity_id": TEXT, "work_seconds": "bigint NOT NULL", "break_seconds": "bigint NOT NULL",
+        "work_hours": "double precision NOT NULL", "break_hours": "double precision NOT NULL",
+        "session_count": "integer NOT NULL", "incomplete_count": "integer NOT NULL",
+    },
+    write="replace",
+    partition_column="week_start",
+    indexes=(("week_start", "person_id"), ("group_id",), ("activity_id",)),
+)  # fmt: skip
+
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (
+        AGENTS, CLIENT_GROUPS, ACTIVITIES, AGENT_GROUP_HISTORY, RAW_TIME_ENTRIES,
+        QUARANTINED_ENTRIES, SESSIONS, DAILY_ATTENDANCE, WEEKLY_HOURS,
+    )
+}  # fmt: skip
+
+# Roll-ups of weekly_hours (SPEC §3.5), as views so they can never disagree with it.
+ROLLUP_VIEWS = {
+    "weekly_hours_by_agent": "person_id",
+    "weekly_hours_by_group": "group_id",
+    "weekly_hours_by_activity": "activity_id",
+}
+
+
+def table(name: str) -> Table:
+    try:
+        return TABLES[name]
+    except KeyError:
+        raise KeyError(f"no warehouse table {name!r} (known: {', '.join(TABLES)})") from None
+
+
+def _index_name(table_name: str, columns: tuple[str, ...]) -> str:
+    return f"{table_name}_{'_'.join(columns)}_idx"
+
+
+def create_statements(schema: str) -> list[sql.Composable]:
+    """DDL for the schema, its tables, indexes and views; every statement is idempotent."""
+    statements: list[sql.Composable] = [
+        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
+    ]
+    for spec in TABLES.values():
+        columns = [
+            sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind))
+            for name, kind in spec.columns.items()
+        ]
+        if spec.primary_key:
+            columns.append(
+                sql.SQL("PRIMARY KEY ({})").format(
+                    sql.SQL(", ").join(map(sql.Identifier, spec.primary_key))
+                )
+            )
+        statements.append(
+            sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
+                sql.Identifier(schema, spec.name), sql.SQL(", ").join(columns)
+            )
+        )
+        for index in spec.indexes:
+            statements.append(
+                sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
+                    sql.Identifier(_index_name(spec.name, index)),
+                    sql.Identifier(schema, spec.name),
+                    sql.SQL(", ").join(map(sql.Identifier, index)),
+                )
+            )
+    for view, key in ROLLUP_VIEWS.items():
+        statements.append(
+            sql.SQL(
+                "CREATE OR REPLACE VIEW {view} AS"
+                " SELECT week_start, {key},"
+                " sum(work_seconds)::bigint AS work_seconds,"
+                " sum(break_seconds)::bigint AS break_seconds,"
+                " sum(work_seconds) / 3600.0 AS work_hours,"
+                " sum(break_seconds) / 3600.0 AS break_hours,"
+                " sum(session_count)::bigint AS session_count,"
+                " sum(incomplete_count)::bigint AS incomplete_count"
+                " FROM {weekly} GROUP BY week_start, {key}"
+            ).format(
+                view=sql.Identifier(schema, view),
+                key=sql.Identifier(key),
+                weekly=sql.Identifier(schema, WEEKLY_HOURS.name),
+            )
+        )
+    return statements

@@ -1,0 +1,38 @@
+"""Shared fixtures: one real Postgres for the session, a fresh warehouse schema per test.
+
+``JIBBLE_TEST_DATABASE_URL`` points the tests at an existing server; without it they start
+an embedded PostgreSQL in a temporary folder and stop it at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from jibble_pipeline.warehouse.connection import libpq_url
+from jibble_pipeline.warehouse.embedded import ensure_embedded_postgres, stop_embedded_postgres
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("JIBBLE_TEST_DATABASE_URL")
+    if external:
+        yield libpq_url(external)
+        return
+    data_dir = tmp_path_factory.mktemp("postgres") / "pgdata"
+    yield ensure_embedded_postgres(data_dir)
+    stop_embedded_postgres(data_dir)
+
+
+@pytest.fixture
+def warehouse_schema(database_url: str) -> Iterator[str]:
+    """A schema of its own for one test, dropped afterwards."""
+    schema = f"test_{uuid.uuid4().hex[:10]}"
+    yield schema
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
