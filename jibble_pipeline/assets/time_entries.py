@@ -99,7 +99,7 @@ def fetch_time_entries(
         },
     )
     quarantined = quarantine_frame(
-        rejected, quarantine_dates(rejected, first, last), context.run_id, fetched_at
+        rejected, quarantine_dates(rejected, first, last), context.run.run_id, fetched_at
     )
     yield dg.Output(quarantined, "quarantined_entries", metadata=rejected_metadata(rejected))
 

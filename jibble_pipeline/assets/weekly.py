@@ -6,7 +6,11 @@ import dagster as dg
 import pandas as pd
 
 from jibble_pipeline.assets.metadata import display_names, hours_bar_chart, hours_table, named
-from jibble_pipeline.automation.partitions import week_of_days, weekly_partitions
+from jibble_pipeline.automation.partitions import (
+    daily_partitions,
+    week_of_days,
+    weekly_partitions,
+)
 from jibble_pipeline.rules import weekly as weekly_rules
 from jibble_pipeline.warehouse.resource import WarehouseResource
 
@@ -22,11 +26,10 @@ WEEKLY_AUTOMATION = (
 
 
 def missing_days(context: dg.AssetExecutionContext) -> list[str]:
-    """Days of the run's weeks (up to the last existing daily key) with no sessions yet."""
+    """Days of the run's weeks that have a daily partition but no sessions derived yet."""
     window = context.partition_time_window
     done = context.instance.get_materialized_partitions(dg.AssetKey("sessions"))
-    daily = context.repository_def.get_assets_def(dg.AssetKey("sessions")).partitions_def
-    existing = set(daily.get_partition_keys(dynamic_partitions_store=context.instance))
+    existing = set(daily_partitions.get_partition_keys())
     day, days = window.start, []
     while day < window.end:
         key = day.strftime("%Y-%m-%d")
