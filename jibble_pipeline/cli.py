@@ -10,6 +10,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Runs started here log step events at INFO (the UI keeps the full debug log).
+QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
 def use_project_dagster_home() -> Path:
@@ -61,10 +63,31 @@ def backfill(first: date, last: date) -> None:
     daily = defs.resolve_job_def("refresh_daily_assets")
     weekly = defs.resolve_job_def("derive_weekly_hours")
     print(f"Backfilling work dates {first}..{last} (one run) ...", flush=True)
-    daily.execute_in_process(instance=instance, tags=range_tags(first, last))
+    daily.execute_in_process(instance=instance, tags=range_tags(first, last), run_config=QUIET)
     weeks = (monday_on_or_before(first), monday_on_or_before(last))
     print(f"Deriving weekly hours for weeks {weeks[0]}..{weeks[1]} (one run) ...", flush=True)
-    weekly.execute_in_process(instance=instance, tags=range_tags(*weeks))
+    weekly.execute_in_process(instance=instance, tags=range_tags(*weeks), run_config=QUIET)
+    print(describe_tables(), flush=True)
+
+
+def describe_tables() -> str:
+    """Row counts of the warehouse tables, to show where the data went."""
+    from psycopg import sql
+
+    from jibble_pipeline.settings import load_settings
+    from jibble_pipeline.warehouse.io_manager import open_warehouse
+    from jibble_pipeline.warehouse.tables import TABLES
+
+    settings = load_settings()
+    warehouse = open_warehouse(settings.database_url, settings.db_schema)
+    counts = sql.SQL(" UNION ALL ").join(
+        sql.SQL("SELECT {}, count(*) FROM {}").format(sql.Literal(name), warehouse.identifier(name))
+        for name in TABLES
+    )
+    lines = [f"Warehouse tables ({settings.db_schema}):"]
+    for name, rows in warehouse.query_frame(counts).itertuples(index=False):
+        lines.append(f"  {name:<22} {rows:>9,} rows")
+    return "\n".join(lines)
 
 
 def command_demo(args: argparse.Namespace) -> None:

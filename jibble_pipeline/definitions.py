@@ -9,6 +9,7 @@ from jibble_pipeline.assets.sessions import derive_daily_hours
 from jibble_pipeline.assets.snapshots import activities, agent_group_history, agents, client_groups
 from jibble_pipeline.assets.time_entries import fetch_time_entries
 from jibble_pipeline.assets.weekly import weekly_hours
+from jibble_pipeline.automation.late_edits import late_edits_sensor, refetch_work_dates
 from jibble_pipeline.automation.schedules import (
     refresh_daily_assets,
     refresh_every_10_minutes,
@@ -61,8 +62,8 @@ defs = dg.Definitions(
         weekly_hours,
     ],
     asset_checks=ALL_CHECKS,
-    jobs=[refresh_daily_assets, derive_weekly_hours],
+    jobs=[refresh_daily_assets, derive_weekly_hours, refetch_work_dates],
     schedules=[refresh_every_10_minutes],
-    sensors=[weekly_hours_automation, freshness_sensor],
+    sensors=[weekly_hours_automation, late_edits_sensor, freshness_sensor],
     resources=build_resources(load_settings()),
 )

@@ -38,9 +38,7 @@ def cli_env(tmp_path, flaky_simulator, database_url, warehouse_schema):
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("JIBBLE_", "DAGSTER_"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JIBBLE_", "DAGSTER_"))}
     env.update(
         DAGSTER_HOME=str(home),
         JIBBLE_HOME=str(tmp_path / "jh"),
@@ -80,7 +78,13 @@ def expected_entries(simulator: JibbleSimulator) -> dict[str, dict]:
 def test_dagster_asset_materialize_range_loads_every_entry_once(
     cli_env, flaky_simulator, database_url, warehouse_schema
 ):
-    materialize = [str(BIN / "dagster"), "asset", "materialize", "-m", "jibble_pipeline.definitions"]
+    materialize = [
+        str(BIN / "dagster"),
+        "asset",
+        "materialize",
+        "-m",
+        "jibble_pipeline.definitions",
+    ]
     run([*materialize, "--select", SNAPSHOTS], cli_env)
     flaky_simulator.reset_stats()
     run([*materialize, "--select", "raw_time_entries,quarantined_entries",
@@ -125,4 +129,3 @@ def test_wrong_credentials_fail_with_an_actionable_message(cli_env):
     assert done.returncode != 0
     assert "JIBBLE_CLIENT_ID" in output
     assert "not-the-secret-0123" not in output
-

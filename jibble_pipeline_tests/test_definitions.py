@@ -37,6 +37,8 @@ def test_partitions_are_work_dates_and_monday_weeks():
 def test_schedule_sensors_and_checks_are_registered():
     assert defs.resolve_schedule_def("refresh_every_10_minutes")
     assert defs.resolve_sensor_def("weekly_hours_automation")
+    assert defs.resolve_sensor_def("late_edits_sensor")
+    assert defs.resolve_job_def("refetch_work_dates")
     check_names = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
     assert {
         "no_duplicate_entry_ids",

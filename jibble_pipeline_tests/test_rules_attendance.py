@@ -148,7 +148,9 @@ def test_several_agents_and_days_in_any_order():
         e("b2", "Out", "10:30", person="p2"),
     ]
     days = attendance_of(rows)
-    assert [(d["person_id"], d["belongs_to_date"], d["work_seconds"], d["group_id"]) for d in days] == [
+    assert [
+        (d["person_id"], d["belongs_to_date"], d["work_seconds"], d["group_id"]) for d in days
+    ] == [
         ("p1", DAY, 4 * 3600, "g1"),
         ("p2", DAY, 5400, None),
         ("p2", date(2025, 3, 4), 3600, None),

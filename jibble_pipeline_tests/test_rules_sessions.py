@@ -136,7 +136,8 @@ CASES = [
     ),
     Case(
         "work dates are separate: the last In of a day has no end on the next day",
-        [e("e1", "In", "08:00", day=date(2025, 3, 3)), e("e2", "Out", "09:00", day=date(2025, 3, 4))],
+        [e("e1", "In", "08:00", day=date(2025, 3, 3)),
+         e("e2", "Out", "09:00", day=date(2025, 3, 4))],
         [("e1", "work", None, None, "incomplete", False, None)],
         orphans=["e2"],
     ),
@@ -277,7 +278,12 @@ def test_empty_input_gives_empty_frames_with_the_columns(columns):
     frame = entries_frame([]) if columns is None else pd.DataFrame(columns=columns)
     result = derive_sessions(frame, now=NOW)
     assert list(result.sessions.columns) == SESSION_COLUMNS
-    assert list(result.orphan_outs.columns) == ["entry_id", "person_id", "belongs_to_date", "time_utc"]
+    assert list(result.orphan_outs.columns) == [
+        "entry_id",
+        "person_id",
+        "belongs_to_date",
+        "time_utc",
+    ]
     assert result.sessions.empty and result.orphan_outs.empty and result.ignored_count == 0
 
 

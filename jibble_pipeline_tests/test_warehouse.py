@@ -171,7 +171,9 @@ def test_a_hostile_schema_name_is_only_ever_an_identifier(database_url):
         assert list(warehouse.read("sessions", WEEK)["session_id"]) == ["s1"]
     finally:
         with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(hostile)))
+            conn.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(hostile))
+            )
 
 
 def test_urls_are_redacted_and_given_the_psycopg2_driver():

