@@ -182,3 +182,16 @@ def test_urls_are_redacted_and_given_the_psycopg2_driver():
     assert "s3cret" not in redact(url)
     assert sqlalchemy_url("postgres://u@h/d") == "postgresql+psycopg2://u@h/d"
     assert sqlalchemy_url("postgresql+psycopg://u@h/d") == "postgresql+psycopg2://u@h/d"
+
+
+def test_a_first_load_falls_back_to_merging_an_entry_moved_from_another_week(warehouse):
+    fetched = datetime(2025, 1, 10, tzinfo=UTC)
+    warehouse.write("raw_time_entries", raw_frame([payload("e1", "2025-01-10")], fetched), WEEK)
+    next_week = DateWindow(date(2025, 1, 13), date(2025, 1, 20))
+    moved = payload("e1", "2025-01-14", updated="2025-01-15T00:00:00Z")
+    new = payload("e2", "2025-01-14")
+    summary = warehouse.write("raw_time_entries", raw_frame([moved, new], fetched), next_week)
+    assert (summary.inserted, summary.updated) == (1, 1)
+    stored = rows(warehouse, "raw_time_entries", "entry_id")
+    at = list(TABLES["raw_time_entries"].columns).index("belongs_to_date")
+    assert [(r[0], r[at]) for r in stored] == [("e1", date(2025, 1, 14)), ("e2", date(2025, 1, 14))]

@@ -26,6 +26,10 @@ def ensure_embedded_postgres(data_dir: Path) -> str:
     data_dir = Path(data_dir).expanduser()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(data_dir, cleanup_mode=None)
+    if not (data_dir / "postmaster.pid").exists():
+        # pgserver keeps one handle per data folder for the life of the process and hands it
+        # back as it is: after stop_embedded_postgres that is a stopped server.
+        server.start()
     return server.get_uri()
 
 

@@ -46,9 +46,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         spec = table(name)
         window = _window(context) if spec.partition_column else None
         summary = open_warehouse(self.database_url, self.schema_name).write(name, obj, window)
-        metadata = summary.metadata()
-        metadata["table"] = f"{self.schema_name}.{name}"
-        context.add_output_metadata(metadata)
+        context.add_output_metadata({"table": f"{self.schema_name}.{name}", **summary.metadata()})
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         name = context.upstream_output.asset_key.path[-1]

@@ -145,11 +145,56 @@ WEEKLY_HOURS = Table(
     indexes=(("week_start", "person_id"), ("group_id",), ("activity_id",)),
 )  # fmt: skip
 
+# ------------------------------------------------------------------------------ digests
+# Who receives which client group's weekly digest: a snapshot of Airtable or the clients
+# file, replaced whole on each sync so mappings the source dropped disappear.
+CLIENT_DIRECTORY = Table(
+    "client_directory",
+    {"email": "text NOT NULL", "group_id": "text NOT NULL", "client_name": TEXT, "source": TEXT,
+     "synced_at": TS},
+    write="replace",
+    primary_key=("email", "group_id"),
+    indexes=(("group_id",),),
+)  # fmt: skip
+# One rendered digest per (week, client): HTML and text as emailed, and the content as JSON.
+CLIENT_DIGESTS = Table(
+    "client_digests",
+    {
+        "week_start": "date NOT NULL", "client_email": "text NOT NULL", "client_name": TEXT,
+        "group_ids": TEXT, "subject": TEXT, "agent_count": "integer NOT NULL",
+        "total_work_seconds": "bigint NOT NULL", "note_count": "integer NOT NULL",
+        "html": "text NOT NULL", "text": "text NOT NULL", "content": "jsonb NOT NULL",
+        "digest_sha256": "text NOT NULL", "rendered_at": TS,
+    },
+    write="replace",
+    primary_key=("week_start", "client_email"),
+    partition_column="week_start",
+    indexes=(("week_start",),),
+)  # fmt: skip
+# The send log: one row per (week, client), never replaced by a re-run. The sending step
+# claims rows and records outcomes with set-based statements of its own
+# (warehouse/sent_log.py); a plain write would only upsert.
+SENT_DIGESTS = Table(
+    "sent_digests",
+    {
+        "week_start": "date NOT NULL", "client_email": "text NOT NULL", "status": "text NOT NULL",
+        "attempts": "integer NOT NULL", "send_count": "integer NOT NULL", "backend": TEXT,
+        "subject": TEXT, "digest_sha256": TEXT, "message_id": TEXT, "last_error": TEXT,
+        "first_attempt_at": TS, "claimed_at": TS, "last_attempt_at": TS, "sent_at": TS,
+        "run_id": TEXT,
+    },
+    write="upsert",
+    primary_key=("week_start", "client_email"),
+    partition_column="week_start",
+    indexes=(("week_start",), ("status",)),
+)  # fmt: skip
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (
         AGENTS, CLIENT_GROUPS, ACTIVITIES, AGENT_GROUP_HISTORY, RAW_TIME_ENTRIES,
         QUARANTINED_ENTRIES, SESSIONS, DAILY_ATTENDANCE, WEEKLY_HOURS,
+        CLIENT_DIRECTORY, CLIENT_DIGESTS, SENT_DIGESTS,
     )
 }  # fmt: skip
 
