@@ -155,6 +155,11 @@ def main(argv: list[str] | None = None) -> None:
     fill.add_argument("start")
     fill.add_argument("end")
     fill.set_defaults(run=command_backfill)
+    from jibble_pipeline.digest import serve
+
+    reports = commands.add_parser("serve-reports", help="serve the static report site")
+    serve.add_arguments(reports)
+    reports.set_defaults(run=serve.command_serve_reports)
     stop = commands.add_parser("stop-database", help="stop the embedded PostgreSQL server")
     stop.set_defaults(run=command_stop_database)
     args = parser.parse_args(argv)

@@ -5,15 +5,23 @@ from __future__ import annotations
 import dagster as dg
 
 from jibble_pipeline.assets.checks import ALL_CHECKS, freshness_sensor
+from jibble_pipeline.assets.digests import DIGEST_ASSETS
 from jibble_pipeline.assets.sessions import derive_daily_hours
 from jibble_pipeline.assets.snapshots import activities, agent_group_history, agents, client_groups
 from jibble_pipeline.assets.time_entries import fetch_time_entries
 from jibble_pipeline.assets.weekly import weekly_hours
+from jibble_pipeline.automation.digests import (
+    digest_automation,
+    send_weekly_digests,
+    weekly_digests,
+)
 from jibble_pipeline.automation.late_edits import late_edits_sensor, refetch_work_dates
 from jibble_pipeline.automation.schedules import (
     refresh_daily_assets,
     refresh_every_10_minutes,
 )
+from jibble_pipeline.digest.resources import build_digest_resources
+from jibble_pipeline.digest.settings import load_digest_settings
 from jibble_pipeline.jibble.resource import JibbleResource
 from jibble_pipeline.settings import Settings, load_settings
 from jibble_pipeline.warehouse.io_manager import PostgresIOManager
@@ -60,10 +68,14 @@ defs = dg.Definitions(
         fetch_time_entries,
         derive_daily_hours,
         weekly_hours,
+        *DIGEST_ASSETS,
     ],
     asset_checks=ALL_CHECKS,
-    jobs=[refresh_daily_assets, derive_weekly_hours, refetch_work_dates],
-    schedules=[refresh_every_10_minutes],
-    sensors=[weekly_hours_automation, late_edits_sensor, freshness_sensor],
-    resources=build_resources(load_settings()),
+    jobs=[refresh_daily_assets, derive_weekly_hours, refetch_work_dates, send_weekly_digests],
+    schedules=[refresh_every_10_minutes, weekly_digests],
+    sensors=[weekly_hours_automation, late_edits_sensor, freshness_sensor, digest_automation],
+    resources={
+        **build_resources(load_settings()),
+        **build_digest_resources(load_digest_settings()),
+    },
 )

@@ -6,13 +6,14 @@ from jibble_pipeline.definitions import defs
 
 DAILY_ASSETS = {"raw_time_entries", "quarantined_entries", "sessions", "daily_attendance"}
 SNAPSHOTS = {"agents", "client_groups", "activities", "agent_group_history"}
+DIGEST_ASSETS = {"client_directory", "client_digests", "sent_digests", "report_site"}
 
 
 def test_definitions_load():
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == DAILY_ASSETS | SNAPSHOTS | {"weekly_hours"}
+    assert keys == DAILY_ASSETS | SNAPSHOTS | {"weekly_hours"} | DIGEST_ASSETS
 
 
 def test_partitioned_assets_backfill_in_a_single_run():
@@ -20,7 +21,7 @@ def test_partitioned_assets_backfill_in_a_single_run():
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         if node.partitions_def is None:
-            assert key.to_user_string() in SNAPSHOTS
+            assert key.to_user_string() in SNAPSHOTS | {"client_directory"}
             continue
         assert node.backfill_policy == dg.BackfillPolicy.single_run(), key
 
@@ -49,3 +50,20 @@ def test_schedule_sensors_and_checks_are_registered():
         "incomplete_sessions_per_week",
         "weekly_totals_match_sessions",
     } <= check_names
+
+
+def test_digests_are_weekly_and_sent_by_the_monday_schedule():
+    graph = defs.resolve_asset_graph()
+    weekly = graph.get(dg.AssetKey("weekly_hours")).partitions_def
+    for name in ("client_digests", "sent_digests", "report_site"):
+        assert graph.get(dg.AssetKey(name)).partitions_def == weekly, name
+    # Sending never happens by automation: only the schedule (or a person) sends.
+    assert graph.get(dg.AssetKey("sent_digests")).automation_condition is None
+    schedule = defs.resolve_schedule_def("weekly_digests")
+    assert schedule.cron_schedule.endswith("* * 1")  # Mondays
+    assert schedule.job_name == "send_weekly_digests"
+    assert defs.resolve_sensor_def("digest_automation")
+    job = defs.resolve_job_def("send_weekly_digests")
+    assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == (
+        DIGEST_ASSETS | {"weekly_hours"}
+    )

@@ -1,0 +1,264 @@
+"""A client's week, built from the warehouse's DataFrames: pure, no I/O.
+
+Hours come from ``weekly_hours`` (complete work sessions, SPEC §3.5) restricted to the
+client's groups; hours per day and the Notes come from the week's ``sessions``. A session
+belongs to a client through its ``group_id``: the group the agent was in when it started.
+Open and incomplete sessions count no hours (SPEC §3.2); they and the automatic clock-outs
+are listed in the Notes with the start in the agent's own local time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from jibble_pipeline.digest.directory import Client
+
+NO_ACTIVITY = "No activity"
+BREAK = "Break"
+NoteKind = Literal["incomplete", "open", "auto_out"]
+NOTE_LABELS: dict[str, str] = {
+    "incomplete": "No clock-out (incomplete)",
+    "open": "Still clocked in (open)",
+    "auto_out": "Automatic clock-out",
+}
+
+
+@dataclass(frozen=True)
+class Names:
+    """Display names by id; an unknown id shows as itself."""
+
+    agents: Mapping[str, str] = field(default_factory=dict)
+    groups: Mapping[str, str] = field(default_factory=dict)
+    activities: Mapping[str, str] = field(default_factory=dict)
+
+    def agent(self, person_id: str) -> str:
+        return self.agents.get(person_id) or person_id
+
+    def group(self, group_id: str | None) -> str:
+        if group_id is None:
+            return "(no group)"
+        return self.groups.get(group_id) or group_id
+
+    def activity(self, activity_id: str | None, kind: str = "work") -> str:
+        if activity_id is None:
+            return BREAK if kind == "break" else NO_ACTIVITY
+        return self.activities.get(activity_id) or activity_id
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class ActivityHours(_Model):
+    activity: str
+    seconds: int
+
+
+class AgentHours(_Model):
+    person_id: str
+    agent: str
+    groups: list[str]
+    seconds: int
+    activities: list[ActivityHours]
+
+
+class DayHours(_Model):
+    day: date
+    seconds: int
+
+
+class Note(_Model):
+    kind: NoteKind
+    person_id: str
+    agent: str
+    group: str
+    activity: str
+    start_local: datetime  # the agent's wall clock
+    offset_minutes: int | None
+
+    @property
+    def label(self) -> str:
+        return NOTE_LABELS[self.kind]
+
+    @property
+    def start_text(self) -> str:
+        """``Tue 7 Jan 09:00 (UTC+08:00)``."""
+        moment, zone = self.start_local, utc_offset(self.offset_minutes)
+        return f"{moment:%a} {moment.day} {moment:%b} {moment:%H:%M} ({zone})"
+
+
+class ClientDigest(_Model):
+    week_start: date
+    client_email: str
+    client_name: str
+    group_ids: list[str]
+    group_names: list[str]
+    total_seconds: int
+    agents: list[AgentHours]
+    days: list[DayHours]
+    notes: list[Note]
+
+    @property
+    def week_end(self) -> date:
+        return self.week_start + timedelta(days=6)
+
+    @property
+    def week_label(self) -> str:
+        return week_label(self.week_start)
+
+
+def week_label(week_start: date) -> str:
+    """``6 Jan – 12 Jan 2025`` (both years shown when they differ).
+
+    >>> week_label(date(2025, 1, 6)), week_label(date(2024, 12, 30))
+    ('6 Jan – 12 Jan 2025', '30 Dec 2024 – 5 Jan 2025')
+    """
+    first, last = week_start, week_start + timedelta(days=6)
+    left = f"{first.day} {first:%b}" + (f" {first.year}" if first.year != last.year else "")
+    return f"{left} – {last.day} {last:%b} {last.year}"
+
+
+def utc_offset(minutes: int | None) -> str:
+    """``UTC+08:00``, ``UTC-05:00``, ``UTC+05:30``; ``UTC`` when unknown.
+
+    >>> utc_offset(480), utc_offset(-300), utc_offset(330), utc_offset(None)
+    ('UTC+08:00', 'UTC-05:00', 'UTC+05:30', 'UTC')
+    """
+    if minutes is None:
+        return "UTC"
+    sign = "-" if minutes < 0 else "+"
+    hours, rest = divmod(abs(int(minutes)), 60)
+    return f"UTC{sign}{hours:02d}:{rest:02d}"
+
+
+def local_start(row: Mapping) -> tuple[datetime, int | None]:
+    """A session's start on the agent's wall clock, and its UTC offset in minutes."""
+    offset = row.get("offset_minutes")
+    offset = None if offset is None or pd.isna(offset) else int(offset)
+    local = row.get("start_local")
+    if local is not None and not pd.isna(local):
+        return pd.Timestamp(local).to_pydatetime().replace(tzinfo=None), offset
+    start = pd.Timestamp(row["start_utc"]).tz_convert("UTC")
+    return (start + pd.Timedelta(minutes=offset or 0)).to_pydatetime().replace(tzinfo=None), offset
+
+
+def client_name(client: Client, names: Names) -> str:
+    if client.name:
+        return client.name
+    return ", ".join(names.group(g) for g in client.group_ids) or client.email
+
+
+def week_sessions(sessions: pd.DataFrame, week_start: date) -> pd.DataFrame:
+    days = pd.Series(sessions["belongs_to_date"])
+    inside = (days >= week_start) & (days <= week_start + timedelta(days=6))
+    return sessions[inside.to_numpy(dtype=bool)]
+
+
+def build_client_digest(
+    week_start: date,
+    client: Client,
+    weekly: pd.DataFrame,
+    sessions: pd.DataFrame,
+    names: Names,
+) -> ClientDigest:
+    """The digest of ``client`` for the week starting ``week_start`` (a Monday).
+
+    ``weekly``: ``weekly_hours`` rows; ``sessions``: ``sessions`` rows; either may hold other
+    weeks and groups, which are left out."""
+    groups = set(client.group_ids)
+    hours = weekly[(weekly["week_start"] == week_start) & weekly["group_id"].isin(groups)]
+    mine = week_sessions(sessions, week_start)
+    mine = mine[mine["group_id"].isin(groups)]
+
+    agents = []
+    for person_id, rows in hours.groupby("person_id", sort=False):
+        per_activity = (
+            rows.assign(label=[names.activity(a) for a in rows["activity_id"]])
+            .groupby("label")["work_seconds"]
+            .sum()
+        )
+        per_activity = per_activity[per_activity > 0].sort_index()
+        per_activity = per_activity.sort_values(ascending=False, kind="stable")
+        group_names = sorted({names.group(g) for g in rows["group_id"]})
+        agents.append(
+            AgentHours(
+                person_id=str(person_id),
+                agent=names.agent(str(person_id)),
+                groups=group_names,
+                seconds=int(rows["work_seconds"].sum()),
+                activities=[
+                    ActivityHours(activity=str(label), seconds=int(seconds))
+                    for label, seconds in per_activity.items()
+                ],
+            )
+        )
+    agents.sort(key=lambda a: (-a.seconds, a.agent.lower(), a.person_id))
+
+    complete_work = mine[(mine["status"] == "complete") & (mine["kind"] == "work")]
+    per_day = complete_work.groupby("belongs_to_date")["duration_seconds"].sum()
+    days = [
+        DayHours(day=day, seconds=int(per_day.get(day, 0)))
+        for day in (week_start + timedelta(days=n) for n in range(7))
+    ]
+
+    flagged = mine[mine["status"].isin(["open", "incomplete"]) | mine["auto_out"].astype(bool)]
+    notes = []
+    for row in flagged.sort_values(["start_utc", "person_id"]).to_dict(orient="records"):
+        start, offset = local_start(row)
+        kind = row["status"] if row["status"] in ("open", "incomplete") else "auto_out"
+        notes.append(
+            Note(
+                kind=kind,
+                person_id=str(row["person_id"]),
+                agent=names.agent(str(row["person_id"])),
+                group=names.group(row["group_id"]),
+                activity=names.activity(_text(row["activity_id"]), str(row["kind"])),
+                start_local=start,
+                offset_minutes=offset,
+            )
+        )
+    return ClientDigest(
+        week_start=week_start,
+        client_email=client.email,
+        client_name=client_name(client, names),
+        group_ids=list(client.group_ids),
+        group_names=[names.group(g) for g in client.group_ids],
+        total_seconds=int(hours["work_seconds"].sum()),
+        agents=agents,
+        days=days,
+        notes=notes,
+    )
+
+
+def build_week_digests(
+    week_start: date,
+    clients: Sequence[Client],
+    weekly: pd.DataFrame,
+    sessions: pd.DataFrame,
+    names: Names,
+) -> list[ClientDigest]:
+    """One digest per client for the week (clients with no hours too: they hear "0:00")."""
+    hours = weekly[weekly["week_start"] == week_start]
+    mine = week_sessions(sessions, week_start)
+    return [build_client_digest(week_start, c, hours, mine, names) for c in clients]
+
+
+def groups_without_client(
+    weekly: pd.DataFrame, clients: Sequence[Client], week_start: date
+) -> list[str]:
+    """Groups with hours in the week that no client receives (no digest covers them)."""
+    covered = {g for c in clients for g in c.group_ids}
+    hours = weekly[(weekly["week_start"] == week_start) & (weekly["work_seconds"] > 0)]
+    return sorted({g for g in hours["group_id"] if g is not None and g not in covered})
+
+
+def _text(value: object) -> str | None:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return str(value)

@@ -1,0 +1,364 @@
+"""The client directory: which client (an email address) receives the digest of which Jibble
+groups, read from Airtable or from a YAML/CSV file.
+
+Both sources go through the same reading rules:
+
+- emails are compared case-insensitively (stored lower-cased); rows of the same email merge;
+- a group cell may hold one id, a list of ids, or a comma-separated string (or any mix);
+- a row with no usable email or no group id is skipped and reported, never dropped silently.
+
+The directory is a snapshot: whatever the source no longer lists is gone from the next one.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+AIRTABLE_EMAIL_FIELD = "Email"
+AIRTABLE_GROUP_FIELD = "Jibble Group ID"
+AIRTABLE_PAGE_SIZE = 100  # Airtable's maximum
+DIRECTORY_COLUMNS = ["email", "group_id", "client_name", "source", "synced_at"]
+_EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
+_SEPARATORS = re.compile(r"[,;\n]")
+# Keys accepted in a clients file (case-insensitive), besides the Airtable field names.
+_FILE_EMAIL_KEYS = ("email", AIRTABLE_EMAIL_FIELD.lower())
+_FILE_GROUP_KEYS = ("groups", "group_ids", "group_id", AIRTABLE_GROUP_FIELD.lower())
+_FILE_NAME_KEYS = ("name", "client", "client_name")
+
+
+class DirectoryError(RuntimeError):
+    """The directory could not be read; the message says why (never with a secret)."""
+
+
+class Client(BaseModel):
+    """One digest recipient and the Jibble groups whose hours it receives."""
+
+    model_config = ConfigDict(frozen=True)
+
+    email: str
+    name: str | None = None
+    group_ids: tuple[str, ...]
+
+
+class SkippedRow(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    row: str  # where it came from: an Airtable record id, a file line
+    reason: str
+
+
+@dataclass(frozen=True)
+class DirectoryLoad:
+    clients: list[Client]
+    skipped: list[SkippedRow] = field(default_factory=list)
+
+
+def normalise_email(value: Any) -> str | None:
+    """A trimmed, lower-cased address, or None when ``value`` is not one address."""
+    if isinstance(value, list) and len(value) == 1:  # an Airtable lookup of one email
+        value = value[0]
+    if not isinstance(value, str):
+        return None
+    text = value.strip().lower()
+    return text if _EMAIL.match(text) else None
+
+
+def parse_group_ids(value: Any) -> list[str]:
+    """Group ids from one id, a list of ids, a comma-separated string, or a mix of those.
+
+    >>> parse_group_ids(" g1, g2,,g1 "), parse_group_ids(["g1", "g2, g3"]), parse_group_ids(None)
+    (['g1', 'g2'], ['g1', 'g2', 'g3'], [])
+    """
+    found: list[str] = []
+
+    def add(item: Any) -> None:
+        if item is None or isinstance(item, bool):
+            return
+        if isinstance(item, list | tuple):
+            for inner in item:
+                add(inner)
+            return
+        if isinstance(item, int | float):
+            item = str(int(item)) if float(item).is_integer() else str(item)
+        if not isinstance(item, str):
+            raise ValueError(f"a group id must be text, got {type(item).__name__}")
+        for part in _SEPARATORS.split(item):
+            part = part.strip()
+            if part and part not in found:
+                found.append(part)
+
+    add(value)
+    return found
+
+
+def merge_rows(rows: Iterable[tuple[str, Any, Any, Any]]) -> DirectoryLoad:
+    """``(row reference, email, groups, name)`` rows as clients, one per email."""
+    merged: dict[str, tuple[str | None, list[str]]] = {}
+    skipped: list[SkippedRow] = []
+    for ref, email_value, groups_value, name_value in rows:
+        email = normalise_email(email_value)
+        if email is None:
+            reason = "no email" if email_value in (None, "", []) else "not one email address"
+            skipped.append(SkippedRow(row=ref, reason=reason))
+            continue
+        try:
+            groups = parse_group_ids(groups_value)
+        except ValueError as exc:
+            skipped.append(SkippedRow(row=ref, reason=str(exc)))
+            continue
+        if not groups:
+            skipped.append(SkippedRow(row=ref, reason=f"no Jibble group id for {email}"))
+            continue
+        # One line: a name from Airtable may carry line breaks (mail headers must not).
+        name = " ".join(name_value.split()) if isinstance(name_value, str) else None
+        known_name, known_groups = merged.get(email, (None, []))
+        merged[email] = (
+            known_name or name or None,
+            known_groups + [g for g in groups if g not in known_groups],
+        )
+    clients = [
+        Client(email=email, name=name, group_ids=tuple(groups))
+        for email, (name, groups) in sorted(merged.items())
+    ]
+    return DirectoryLoad(clients=clients, skipped=skipped)
+
+
+def directory_frame(load: DirectoryLoad, source: str, synced_at: datetime) -> pd.DataFrame:
+    """One row per (client email, group id): the ``client_directory`` table."""
+    rows = [
+        {
+            "email": client.email,
+            "group_id": group_id,
+            "client_name": client.name,
+            "source": source,
+            "synced_at": synced_at,
+        }
+        for client in load.clients
+        for group_id in client.group_ids
+    ]
+    frame = pd.DataFrame(rows, columns=DIRECTORY_COLUMNS)
+    frame["synced_at"] = pd.to_datetime(frame["synced_at"], utc=True)
+    return frame.astype({c: object for c in DIRECTORY_COLUMNS if c != "synced_at"})
+
+
+def clients_from_frame(frame: pd.DataFrame) -> list[Client]:
+    """The ``client_directory`` table back as clients (emails sorted, groups in table order)."""
+    clients = []
+    for email, rows in frame.groupby("email", sort=True):
+        names = [n for n in rows["client_name"] if isinstance(n, str) and n]
+        clients.append(
+            Client(
+                email=str(email),
+                name=names[0] if names else None,
+                group_ids=tuple(dict.fromkeys(str(g) for g in rows["group_id"])),
+            )
+        )
+    return clients
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def _pick(row: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    lowered = {str(k).strip().lower(): v for k, v in row.items()}
+    for key in keys:
+        if key in lowered:
+            return lowered[key]
+    return None
+
+
+def load_clients_file(path: Path) -> DirectoryLoad:
+    """A YAML file (a list of clients, or ``clients:`` holding one) or a CSV file with a
+    header row. Keys: ``email``; ``groups`` (or ``group_ids``, ``group_id``,
+    ``Jibble Group ID``); optional ``name``."""
+    if not path.is_file():
+        raise DirectoryError(f"The clients file {path} does not exist (JIBBLE_CLIENTS_FILE).")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            records = list(csv.DictReader(handle))
+        refs = [f"{path.name} line {n + 2}" for n in range(len(records))]
+    elif suffix in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise DirectoryError(f"The clients file {path} is not valid YAML: {exc}") from None
+        if isinstance(data, dict):
+            data = data.get("clients")
+        if data is None:
+            data = []
+        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+            raise DirectoryError(
+                f"The clients file {path} must hold a list of clients (email, groups, name)."
+            )
+        records = data
+        refs = [f"{path.name} client {n + 1}" for n in range(len(records))]
+    else:
+        raise DirectoryError(f"The clients file {path} must end in .yaml, .yml or .csv.")
+    return merge_rows(
+        (
+            ref,
+            _pick(record, _FILE_EMAIL_KEYS),
+            _pick(record, _FILE_GROUP_KEYS),
+            _pick(record, _FILE_NAME_KEYS),
+        )
+        for ref, record in zip(refs, records, strict=True)
+    )
+
+
+# -------------------------------------------------------------------------- Airtable
+
+
+class AirtableSource:
+    """Reads the ``Clients`` table of an Airtable base through its REST API, page by page.
+
+    Airtable answers at most 100 records a page plus an ``offset`` token while more remain;
+    the listing is complete only once a page comes back without one. Rate limits (429) and
+    server errors are retried; anything else fails with a message that names the base and
+    table, never the API key."""
+
+    def __init__(
+        self,
+        api_key: str,
+        base_id: str,
+        table: str = "Clients",
+        *,
+        api_url: str = "https://api.airtable.com",
+        name_field: str | None = None,
+        timeout_seconds: float = 30.0,
+        max_attempts: int = 5,
+        retry_wait_seconds: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        if not api_key or not base_id:
+            raise DirectoryError("Airtable needs AIRTABLE_API_KEY and AIRTABLE_BASE_ID.")
+        self._api_key = api_key
+        self.base_id = base_id
+        self.table = table
+        self.api_url = api_url.rstrip("/")
+        self.name_field = name_field
+        self.timeout_seconds = timeout_seconds
+        self.max_attempts = max(1, max_attempts)
+        self.retry_wait_seconds = retry_wait_seconds
+        self._sleep = sleep
+        self.pages = 0
+        self.retries = 0
+
+    @property
+    def description(self) -> str:
+        return f"airtable:{self.base_id}/{self.table}"
+
+    @property
+    def fields(self) -> list[str]:
+        names = [AIRTABLE_EMAIL_FIELD, AIRTABLE_GROUP_FIELD]
+        return [*names, self.name_field] if self.name_field else names
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        url = f"{self.api_url}/v0/{quote(self.base_id, safe='')}/{quote(self.table, safe='')}"
+        seen_offsets: set[str] = set()
+        offset: str | None = None
+        with httpx.Client(
+            timeout=self.timeout_seconds,
+            headers={"Authorization": f"Bearer {self._api_key}"},
+        ) as client:
+            while True:
+                params: list[tuple[str, str]] = [("pageSize", str(AIRTABLE_PAGE_SIZE))]
+                params += [("fields[]", name) for name in self.fields]
+                if offset:
+                    params.append(("offset", offset))
+                page = self._get(client, url, params)
+                self.pages += 1
+                records = page.get("records")
+                if not isinstance(records, list):
+                    raise DirectoryError(f"{self.description}: a page without 'records'.")
+                yield from records
+                offset = page.get("offset")
+                if not offset:
+                    return
+                if offset in seen_offsets:
+                    raise DirectoryError(f"{self.description}: Airtable repeated a page offset.")
+                seen_offsets.add(offset)
+
+    def _get(self, client: httpx.Client, url: str, params: list[tuple[str, str]]) -> dict:
+        for attempt in range(1, self.max_attempts + 1):
+            last = attempt == self.max_attempts
+            try:
+                response = client.get(url, params=params)
+            except httpx.TransportError as exc:
+                if last:
+                    raise DirectoryError(
+                        f"{self.description}: Airtable unreachable ({type(exc).__name__})."
+                    ) from None
+                self._wait(attempt, None)
+                continue
+            if response.status_code == 429 or response.status_code >= 500:
+                if last:
+                    raise DirectoryError(
+                        f"{self.description}: Airtable answered {response.status_code} "
+                        f"{self.max_attempts} times; try again later."
+                    )
+                self._wait(attempt, response.headers.get("Retry-After"))
+                continue
+            if response.status_code != 200:
+                raise DirectoryError(
+                    f"{self.description}: Airtable answered {response.status_code} "
+                    f"{_airtable_error(response)}. "
+                    + {
+                        401: "Check AIRTABLE_API_KEY.",
+                        403: "The token lacks data.records:read on this base.",
+                        404: "Check AIRTABLE_BASE_ID and the table name.",
+                        422: f"The table needs the fields {', '.join(self.fields)}.",
+                    }.get(response.status_code, "")
+                )
+            try:
+                return response.json()
+            except ValueError:
+                raise DirectoryError(f"{self.description}: Airtable sent invalid JSON.") from None
+        raise AssertionError("unreachable")
+
+    def _wait(self, attempt: int, retry_after: str | None) -> None:
+        self.retries += 1
+        try:
+            seconds = float(retry_after) if retry_after else None
+        except ValueError:
+            seconds = None
+        if seconds is None:
+            # Airtable asks for 30 s after a 429; back off likewise after faults.
+            seconds = self.retry_wait_seconds * min(attempt, 4)
+        self._sleep(min(max(seconds, 0.0), 300.0))
+
+    def load(self) -> DirectoryLoad:
+        return merge_rows(
+            (
+                str(record.get("id", "?")),
+                (record.get("fields") or {}).get(AIRTABLE_EMAIL_FIELD),
+                (record.get("fields") or {}).get(AIRTABLE_GROUP_FIELD),
+                (record.get("fields") or {}).get(self.name_field) if self.name_field else None,
+            )
+            for record in self.records()
+        )
+
+
+def _airtable_error(response: httpx.Response) -> str:
+    """The error ``type`` Airtable sends (e.g. NOT_FOUND), which carries no secret."""
+    try:
+        error = response.json().get("error")
+    except ValueError:
+        return ""
+    if isinstance(error, dict):
+        return f"({error.get('type', 'error')})"
+    return f"({error})" if isinstance(error, str) else ""

@@ -1,0 +1,344 @@
+"""Sending a digest: a multipart email (plain text and HTML) through SMTP or the Resend API.
+
+Both senders take an ``OutgoingEmail`` and return the provider's message id, or raise a
+``SendError`` that says whether trying again can help. ``deliver`` retries the ones that can.
+Error texts never hold a password or API key: they are built from status codes and the
+server's own words, and scrubbed of every configured secret besides.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import smtplib
+import ssl
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid, parseaddr
+from types import TracebackType
+from typing import Literal, Protocol
+
+import httpx
+
+SmtpSecurity = Literal["starttls", "ssl", "none"]
+
+
+class SendError(Exception):
+    """A send that failed; ``retryable`` when the same request may succeed later; ``fatal``
+    when no other email of the batch can go either (no connection, credentials refused)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        fatal: bool = False,
+    ):
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.fatal = fatal
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    to: str
+    subject: str
+    text: str
+    html: str
+    # Stable per (week, client) so a provider that deduplicates (Resend) never sends twice.
+    idempotency_key: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class EmailSender(Protocol):
+    name: str
+
+    def send(self, email: OutgoingEmail) -> str: ...
+
+    def close(self) -> None: ...
+
+
+def scrub(text: str, secrets: Iterable[str | None]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _domain(address: str) -> str:
+    _, addr = parseaddr(address)
+    return addr.rpartition("@")[2] or "localhost"
+
+
+def build_message(
+    email: OutgoingEmail, from_address: str, reply_to: str | None = None
+) -> EmailMessage:
+    """A ``multipart/alternative`` message: the text part first, the HTML part preferred."""
+    message = EmailMessage()
+    message["From"] = from_address
+    message["To"] = Address(addr_spec=email.to)
+    message["Subject"] = email.subject
+    message["Date"] = formatdate(usegmt=True)
+    message["Message-ID"] = make_msgid(domain=_domain(from_address))
+    if reply_to:
+        message["Reply-To"] = reply_to
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
+    for name, value in email.headers.items():
+        message[name] = value
+    message.set_content(email.text, subtype="plain", charset="utf-8")
+    message.add_alternative(email.html, subtype="html", charset="utf-8")
+    return message
+
+
+class SmtpSender:
+    """One SMTP connection (opened on first use, re-opened after a drop) for a batch."""
+
+    name = "smtp"
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        from_address: str,
+        security: SmtpSecurity = "starttls",
+        username: str | None = None,
+        password: str | None = None,
+        reply_to: str | None = None,
+        timeout_seconds: float = 30.0,
+    ):
+        self.host = host
+        self.port = port
+        self.from_address = from_address
+        self.security = security
+        self.username = username
+        self._password = password
+        self.reply_to = reply_to
+        self.timeout_seconds = timeout_seconds
+        self._smtp: smtplib.SMTP | None = None
+
+    def __enter__(self) -> SmtpSender:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _where(self) -> str:
+        return f"SMTP {self.host}:{self.port}"
+
+    def _connect(self) -> smtplib.SMTP:
+        if self._smtp is not None:
+            return self._smtp
+        context = ssl.create_default_context()
+        try:
+            if self.security == "ssl":
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                    self.host, self.port, timeout=self.timeout_seconds, context=context
+                )
+            else:
+                smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout_seconds)
+                if self.security == "starttls":
+                    smtp.starttls(context=context)
+            if self.username:
+                smtp.login(self.username, self._password or "")
+        except smtplib.SMTPAuthenticationError as exc:
+            raise SendError(
+                f"{self._where()} refused the login of {self.username!r} ({exc.smtp_code}); "
+                "check SMTP_USERNAME and SMTP_PASSWORD",
+                retryable=False,
+                fatal=True,
+            ) from None
+        except smtplib.SMTPNotSupportedError:
+            raise SendError(
+                f"{self._where()} does not support {self.security}/AUTH; check SMTP_SECURITY",
+                retryable=False,
+                fatal=True,
+            ) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise SendError(
+                f"cannot connect to {self._where()}: {type(exc).__name__}",
+                retryable=True,
+                fatal=True,
+            ) from None
+        self._smtp = smtp
+        return smtp
+
+    def send(self, email: OutgoingEmail) -> str:
+        message = build_message(email, self.from_address, self.reply_to)
+        smtp = self._connect()
+        try:
+            smtp.send_message(message)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, reply = next(iter(exc.recipients.values()), (550, b""))
+            raise SendError(
+                f"{self._where()} refused the recipient: {code} {_reply(reply)}",
+                retryable=400 <= code < 500,
+            ) from None
+        except smtplib.SMTPResponseException as exc:
+            raise SendError(
+                f"{self._where()} answered {exc.smtp_code} {_reply(exc.smtp_error)}",
+                retryable=400 <= exc.smtp_code < 500,
+            ) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            self._drop()
+            raise SendError(
+                f"{self._where()} connection lost: {type(exc).__name__}", retryable=True
+            ) from None
+        return str(message["Message-ID"])
+
+    def _drop(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            with contextlib.suppress(OSError):
+                smtp.close()
+
+    def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            smtp.quit()
+        except (OSError, smtplib.SMTPException):
+            smtp.close()
+
+
+def _reply(value: bytes | str) -> str:
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return " ".join(text.split())[:200]
+
+
+class ResendSender:
+    """The Resend HTTP API (``POST /emails``) with an ``Idempotency-Key`` per digest."""
+
+    name = "resend"
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        from_address: str,
+        api_url: str = "https://api.resend.com",
+        reply_to: str | None = None,
+        timeout_seconds: float = 30.0,
+    ):
+        if not api_key:
+            raise SendError("the Resend backend needs RESEND_API_KEY", retryable=False)
+        self.from_address = from_address
+        self.reply_to = reply_to
+        self.api_url = api_url.rstrip("/")
+        self._client = httpx.Client(
+            timeout=timeout_seconds,
+            headers={"Authorization": f"Bearer {api_key}", "User-Agent": "jibble-pipeline"},
+        )
+
+    def __enter__(self) -> ResendSender:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def send(self, email: OutgoingEmail) -> str:
+        body: dict[str, object] = {
+            "from": self.from_address,
+            "to": [email.to],
+            "subject": email.subject,
+            "html": email.html,
+            "text": email.text,
+            "headers": {"Auto-Submitted": "auto-generated", **email.headers},
+        }
+        if self.reply_to:
+            body["reply_to"] = self.reply_to
+        try:
+            response = self._client.post(
+                f"{self.api_url}/emails",
+                json=body,
+                headers={"Idempotency-Key": email.idempotency_key[:256]},
+            )
+        except httpx.TransportError as exc:
+            raise SendError(f"Resend unreachable: {type(exc).__name__}", retryable=True) from None
+        if response.status_code in (200, 201, 202):
+            try:
+                return str(response.json()["id"])
+            except (ValueError, KeyError, TypeError):
+                raise SendError(
+                    "Resend accepted the email without an id", retryable=False
+                ) from None
+        detail = _resend_error(response)
+        retry_after = _seconds(response.headers.get("Retry-After"))
+        retryable = response.status_code == 429 or response.status_code >= 500
+        hint = {401: "; check RESEND_API_KEY", 403: "; check the sending domain and key"}
+        raise SendError(
+            f"Resend answered {response.status_code} {detail}{hint.get(response.status_code, '')}",
+            retryable=retryable,
+            retry_after=retry_after,
+            fatal=response.status_code in hint,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _resend_error(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return ""
+    if not isinstance(data, dict):
+        return ""
+    name, message = data.get("name"), data.get("message")
+    return " ".join(f"{v}" for v in (f"({name})" if name else None, message) if v)[:300]
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    message_id: str | None
+    error: str | None
+    attempts: int
+    fatal: bool = False  # the rest of the batch cannot be sent either
+
+    @property
+    def sent(self) -> bool:
+        return self.error is None
+
+
+def deliver(
+    sender: EmailSender,
+    email: OutgoingEmail,
+    *,
+    max_attempts: int = 3,
+    retry_delay_seconds: float = 2.0,
+    secrets: Iterable[str | None] = (),
+    sleep: Callable[[float], None] = time.sleep,
+) -> DeliveryResult:
+    """Sends ``email``, retrying transient failures with a growing delay."""
+    secrets = list(secrets)
+    attempts = max(1, max_attempts)
+    for attempt in range(1, attempts + 1):
+        try:
+            return DeliveryResult(sender.send(email), None, attempt)
+        except SendError as exc:
+            if not exc.retryable or attempt == attempts:
+                return DeliveryResult(None, scrub(str(exc), secrets), attempt, exc.fatal)
+            delay = (
+                exc.retry_after
+                if exc.retry_after is not None
+                else retry_delay_seconds * 2 ** (attempt - 1)
+            )
+            sleep(min(delay, 300.0))
+    raise AssertionError("unreachable")

@@ -1,0 +1,111 @@
+"""A client digest as email HTML and as plain text; hours always as ``h:mm``.
+
+HTML goes through Jinja2 (installed with Dagster, which depends on it) with autoescaping
+on for every template: each ``{{ value }}`` is escaped, attribute values included, so a
+name like ``<script>`` or ``"><img onerror=…>`` arriving from Jibble or Airtable is shown as
+text, and a template cannot forget an ``html.escape`` call. ``StrictUndefined`` turns a
+misspelt field into an error instead of an empty cell. The markup is what mail clients read
+well: nested tables, inline styles, no scripts, no external CSS or images.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from jibble_pipeline.digest.content import ClientDigest
+from jibble_pipeline.rules.formatting import format_hours
+
+FOOTNOTE = (
+    "Hours are h:mm of completed work sessions. Sessions still open or never clocked out "
+    "count no hours until they are closed in Jibble; they are listed under Notes."
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+_STYLE = {
+    "muted": "color:#57606a;",
+    "cell": "padding:6px 8px;border-bottom:1px solid #eaeef2;",
+    "num": "padding:6px 8px;border-bottom:1px solid #eaeef2;text-align:right;white-space:nowrap;",
+    "head": "padding:6px 8px;border-bottom:2px solid #d0d7de;text-align:left;font-size:12px;"
+    "color:#57606a;text-transform:uppercase;letter-spacing:.04em;",
+    "h2": "margin:24px 0 8px;font-size:16px;",
+}
+
+
+def day_label(day) -> str:
+    """``Mon 6 Jan``."""
+    return f"{day:%a} {day.day} {day:%b}"
+
+
+TEMPLATES = Path(__file__).with_name("templates")
+environment = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=True,
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+environment.globals.update(hours=format_hours, s=_STYLE, footnote=FOOTNOTE, day_label=day_label)
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """Text fit for a mail header: no line breaks or control characters, bounded length."""
+    flat = " ".join(_CONTROL.sub(" ", text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def subject(digest: ClientDigest) -> str:
+    return one_line(f"Weekly hours for {digest.client_name}: {digest.week_label}")
+
+
+def render_html(digest: ClientDigest) -> str:
+    return environment.get_template("email.html").render(d=digest, subject=subject(digest))
+
+
+def render_sections(digest: ClientDigest, agent_href: Callable[[str], str] | None = None) -> str:
+    """The digest's sections alone (the report site's client page wraps them)."""
+    macro = environment.get_template("sections.html").module.sections
+    return str(macro(digest, agent_href))
+
+
+def render_text(digest: ClientDigest) -> str:
+    lines = [
+        f"Weekly hours: {one_line(digest.client_name)}",
+        f"Week of {digest.week_label}",
+        "",
+        f"Total hours worked: {format_hours(digest.total_seconds)}"
+        f" ({len(digest.agents)} agent{'' if len(digest.agents) == 1 else 's'};"
+        f" {one_line(', '.join(digest.group_names))})",
+        "",
+        "HOURS PER AGENT",
+    ]
+    if not digest.agents:
+        lines.append("  No hours were recorded this week.")
+    width = max([len(a.agent) for a in digest.agents] + [24])
+    for agent in digest.agents:
+        label = one_line(agent.agent)
+        if len(digest.group_names) > 1:
+            label += f" ({', '.join(agent.groups)})"
+        lines.append(f"  {label:<{width}}  {format_hours(agent.seconds):>7}")
+        for activity in agent.activities:
+            name = one_line(activity.activity)
+            lines.append(f"    {name:<{width - 2}}  {format_hours(activity.seconds):>7}")
+    lines += ["", "HOURS PER DAY"]
+    for day in digest.days:
+        lines.append(f"  {day_label(day.day):<12}{format_hours(day.seconds):>7}")
+    lines += ["", "NOTES"]
+    if not digest.notes:
+        lines.append("  Nothing to note: every session was clocked in and out.")
+    for note in digest.notes:
+        lines.append(
+            f"  - {note.label}: {one_line(note.agent)} ({one_line(note.group)}), "
+            f"{one_line(note.activity)}, "
+            f"started {note.start_text}"
+        )
+    lines += ["", FOOTNOTE, ""]
+    return "\n".join(lines)

@@ -1,0 +1,163 @@
+"""Digest, email and report-site configuration from the environment, read in one place.
+
+With nothing set the demo keeps working: the client directory is the packaged sample file
+(the demo organisation's groups, ``.example`` addresses that cannot receive mail), no email
+backend is configured, so sending is a dry run, and the report site goes to
+``$JIBBLE_HOME/reports``. Secrets (``AIRTABLE_API_KEY``, ``SMTP_PASSWORD``,
+``RESEND_API_KEY``) are only checked for presence here; their values reach Dagster through
+``dg.EnvVar`` and are never printed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import time
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from jibble_pipeline.settings import ConfigurationError, load_settings
+
+SAMPLE_CLIENTS_FILE = Path(__file__).with_name("sample_clients.yaml")
+DEFAULT_FROM = "Jibble weekly hours <digests@localhost>"
+DEFAULT_AIRTABLE_URL = "https://api.airtable.com"
+DEFAULT_RESEND_URL = "https://api.resend.com"
+DEFAULT_SEND_AT = time(7, 0)
+
+DirectorySource = Literal["airtable", "file"]
+EmailBackend = Literal["none", "smtp", "resend"]
+SmtpSecurity = Literal["starttls", "ssl", "none"]
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_SEND_AT = re.compile(r"^(\d{1,2}):(\d{2})$")
+
+
+@dataclass(frozen=True)
+class DigestSettings:
+    source: DirectorySource
+    airtable_api_key_set: bool
+    airtable_base_id: str | None
+    airtable_table: str
+    airtable_url: str
+    airtable_name_field: str | None
+    clients_file: Path | None
+    email_backend: EmailBackend
+    smtp_host: str | None
+    smtp_port: int
+    smtp_security: SmtpSecurity
+    smtp_username: str | None
+    smtp_password_set: bool
+    resend_api_key_set: bool
+    resend_url: str
+    from_address: str
+    reply_to: str | None
+    timezone: str
+    send_at: time
+    dry_run: bool
+    reports_dir: Path
+
+    @property
+    def dry_run_reason(self) -> str | None:
+        if self.email_backend == "none":
+            return "no email backend is configured (JIBBLE_EMAIL_BACKEND)"
+        if self.dry_run:
+            return "JIBBLE_DIGEST_DRY_RUN is set"
+        return None
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool | None:
+    text = (env.get(name) or "").strip().lower()
+    if not text:
+        return None
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigurationError(f"{name} must be true or false, got {text!r}.")
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in allowed:
+        raise ConfigurationError(f"{name} must be one of {', '.join(allowed)}, got {value!r}.")
+    return value
+
+
+def load_digest_settings(environ: Mapping[str, str] | None = None) -> DigestSettings:
+    env = os.environ if environ is None else environ
+    base = load_settings(env)
+    api_key_set = bool(env.get("AIRTABLE_API_KEY"))
+    base_id = env.get("AIRTABLE_BASE_ID") or None
+    default_source = "airtable" if api_key_set and base_id else "file"
+    source = _choice(env, "JIBBLE_DIGEST_SOURCE", ("airtable", "file"), default_source)
+    if source == "airtable" and not (api_key_set and base_id):
+        raise ConfigurationError(
+            "JIBBLE_DIGEST_SOURCE=airtable needs AIRTABLE_API_KEY and AIRTABLE_BASE_ID."
+        )
+    clients_file = env.get("JIBBLE_CLIENTS_FILE") or None
+    if clients_file:
+        clients_path: Path | None = Path(clients_file).expanduser()
+    else:
+        # The sample maps the demo organisation's groups: only meaningful in demo mode.
+        clients_path = SAMPLE_CLIENTS_FILE if base.demo_mode else None
+
+    backend = _choice(env, "JIBBLE_EMAIL_BACKEND", ("none", "smtp", "resend"), "none")
+    smtp_host = env.get("SMTP_HOST") or None
+    if backend == "smtp" and not smtp_host:
+        raise ConfigurationError("JIBBLE_EMAIL_BACKEND=smtp needs SMTP_HOST.")
+    resend_key_set = bool(env.get("RESEND_API_KEY"))
+    if backend == "resend" and not resend_key_set:
+        raise ConfigurationError("JIBBLE_EMAIL_BACKEND=resend needs RESEND_API_KEY.")
+    from_address = env.get("JIBBLE_DIGEST_FROM") or None
+    if backend != "none" and not from_address:
+        raise ConfigurationError(
+            "Set JIBBLE_DIGEST_FROM (e.g. 'Hours <hours@yourcompany.com>') to send digests."
+        )
+    port_text = env.get("SMTP_PORT") or "587"
+    try:
+        smtp_port = int(port_text)
+    except ValueError as exc:
+        raise ConfigurationError(f"SMTP_PORT must be a number, got {port_text!r}.") from exc
+
+    timezone = env.get("JIBBLE_DIGEST_TIMEZONE") or "UTC"
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigurationError(
+            f"JIBBLE_DIGEST_TIMEZONE must be an IANA time zone like Asia/Manila, got {timezone!r}."
+        ) from exc
+    send_at_text = env.get("JIBBLE_DIGEST_SEND_AT") or DEFAULT_SEND_AT.strftime("%H:%M")
+    match = _SEND_AT.match(send_at_text.strip())
+    if not match or int(match[1]) > 23 or int(match[2]) > 59:
+        raise ConfigurationError(
+            f"JIBBLE_DIGEST_SEND_AT must be a time like 07:00, got {send_at_text!r}."
+        )
+    dry_run = _flag(env, "JIBBLE_DIGEST_DRY_RUN")
+    reports_dir = env.get("JIBBLE_REPORTS_DIR")
+    return DigestSettings(
+        source=source,  # type: ignore[arg-type]
+        airtable_api_key_set=api_key_set,
+        airtable_base_id=base_id,
+        airtable_table=env.get("AIRTABLE_TABLE") or "Clients",
+        airtable_url=(env.get("AIRTABLE_API_URL") or DEFAULT_AIRTABLE_URL).rstrip("/"),
+        airtable_name_field=env.get("AIRTABLE_NAME_FIELD") or None,
+        clients_file=clients_path,
+        email_backend=backend,  # type: ignore[arg-type]
+        smtp_host=smtp_host,
+        smtp_port=smtp_port,
+        smtp_security=_choice(env, "SMTP_SECURITY", ("starttls", "ssl", "none"), "starttls"),  # type: ignore[arg-type]
+        smtp_username=env.get("SMTP_USERNAME") or None,
+        smtp_password_set=bool(env.get("SMTP_PASSWORD")),
+        resend_api_key_set=resend_key_set,
+        resend_url=(env.get("RESEND_API_URL") or DEFAULT_RESEND_URL).rstrip("/"),
+        from_address=from_address or DEFAULT_FROM,
+        reply_to=env.get("JIBBLE_DIGEST_REPLY_TO") or None,
+        timezone=timezone,
+        send_at=time(int(match[1]), int(match[2])),
+        dry_run=backend == "none" or bool(dry_run),
+        reports_dir=Path(reports_dir).expanduser() if reports_dir else base.home / "reports",
+    )

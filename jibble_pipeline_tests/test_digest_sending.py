@@ -1,0 +1,313 @@
+"""Sending the digests: a real local SMTP server (aiosmtpd) and a local Resend-compatible API,
+the ``sent_digests`` log (idempotent re-runs, forced re-sends, failures retried), dry runs,
+the Monday schedule and the configuration from the environment."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, date, datetime, time
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pytest
+
+from jibble_pipeline.automation.digests import (
+    build_digest_schedule,
+    digest_cron,
+    last_week,
+    send_weekly_digests,
+)
+from jibble_pipeline.digest.resources import EmailResource, build_digest_resources
+from jibble_pipeline.digest.settings import SAMPLE_CLIENTS_FILE, load_digest_settings
+from jibble_pipeline.settings import ConfigurationError
+from jibble_pipeline_tests.digest_fixture import ACME, BETA, BOTH, WEEK, DigestPipeline
+from jibble_pipeline_tests.fake_services import FakeResend, SmtpServer
+
+SMTP_USER, SMTP_PASSWORD = "digests", "smtp-Pa55word-never-logged"
+RESEND_KEY = "re_TESTKEY_never_logged_123"
+SENDER = "Weekly hours <hours@staffing.example>"
+MONDAY_JOB = ["client_directory", "weekly_hours", "client_digests", "sent_digests", "report_site"]
+
+
+@pytest.fixture(scope="module")
+def pipeline(database_url, tmp_path_factory):
+    running = DigestPipeline(
+        database_url, f"test_{uuid.uuid4().hex[:10]}", tmp_path_factory.mktemp("sending")
+    )
+    try:
+        running.prepare()
+        running.run(["client_directory", "client_digests"])
+        yield running
+    finally:
+        running.drop()
+
+
+@pytest.fixture
+def pipeline_clean_log(pipeline):
+    pipeline.query("DELETE FROM sent_digests RETURNING 1")
+    return pipeline
+
+
+def smtp_email(server: SmtpServer, dry_run: bool = False) -> EmailResource:
+    return EmailResource(
+        backend="smtp",
+        dry_run=dry_run,
+        from_address=SENDER,
+        reply_to="support@staffing.example",
+        smtp_host="127.0.0.1",
+        smtp_port=server.port,
+        smtp_security="none",
+        smtp_username=SMTP_USER,
+        smtp_password=dg.EnvVar("TEST_SMTP_PASSWORD"),
+        timeout_seconds=5,
+        retry_delay_seconds=0,
+    )
+
+
+def log_rows(pipeline: DigestPipeline) -> dict[str, dict]:
+    rows = pipeline.query(
+        "SELECT client_email, status, attempts, send_count, backend, message_id, last_error,"
+        " sent_at FROM sent_digests WHERE week_start = %s",
+        (WEEK,),
+    )
+    names = ["status", "attempts", "send_count", "backend", "message_id", "last_error", "sent_at"]
+    return {row[0]: dict(zip(names, row[1:], strict=True)) for row in rows}
+
+
+def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
+    for event in result.get_asset_materialization_events():
+        if event.asset_key.to_user_string() == asset:
+            return {k: v.value for k, v in event.materialization.metadata.items()}
+    raise AssertionError(f"no materialization of {asset}")
+
+
+def assert_no_secret(instance: dg.DagsterInstance, run_id: str, *secrets: str) -> None:
+    run = instance.get_run_by_id(run_id)
+    text = str(run.run_config) + "".join(str(r) for r in instance.all_logs(run_id))
+    for secret in secrets:
+        assert secret not in text
+
+
+def test_smtp_delivers_multipart_digests_once(pipeline_clean_log, monkeypatch):
+    pipeline = pipeline_clean_log
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", SMTP_PASSWORD)
+    with SmtpServer(SMTP_USER, SMTP_PASSWORD) as server:
+        email = {"email": smtp_email(server)}
+        first = pipeline.run(MONDAY_JOB, resources=email)
+        second = pipeline.run(["sent_digests"], resources=email)
+        received = server.received()
+        envelopes = list(server.messages)
+        logins = list(server.logins)
+
+    assert first.success and second.success
+    assert len(received) == 3 and len(logins) == 1  # one connection for the batch
+    by_recipient = {m["To"]: m for m in received}
+    assert set(by_recipient) == {ACME, BETA, BOTH}
+    assert {e["rcpt_tos"][0] for e in envelopes} == {ACME, BETA, BOTH}
+    assert {e["mail_from"] for e in envelopes} == {"hours@staffing.example"}
+    assert all(e["authenticated"] for e in envelopes)
+
+    message = by_recipient[BETA]
+    assert message["Subject"] == "Weekly hours for Beta Logistics: 6 Jan – 12 Jan 2025"
+    assert message["From"] == SENDER
+    assert message["Reply-To"] == "support@staffing.example"
+    assert message["X-Jibble-Digest-Week"] == "2025-01-06"
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert message["Message-ID"].endswith("@staffing.example>") and message["Date"]
+    assert message.get_content_type() == "multipart/alternative"
+    parts = {p.get_content_type(): p.get_content() for p in message.iter_parts()}
+    assert set(parts) == {"text/plain", "text/html"}
+    assert "Total hours worked: 9:15" in parts["text/plain"]
+    assert "<!DOCTYPE html>" in parts["text/html"] and "9:15" in parts["text/html"]
+    # A name carrying CR LF did not add a header.
+    assert by_recipient[BOTH]["Bcc"] is None and "\n" not in by_recipient[BOTH]["Subject"]
+
+    log = log_rows(pipeline)
+    assert {e: r["status"] for e, r in log.items()} == {ACME: "sent", BETA: "sent", BOTH: "sent"}
+    assert all(r["send_count"] == 1 and r["attempts"] == 1 for r in log.values())
+    assert log[BETA]["message_id"] == message["Message-ID"] and log[BETA]["backend"] == "smtp"
+    assert metadata(first, "sent_digests")["sent"] == 3
+    again = metadata(second, "sent_digests")
+    assert again["sent"] == 0 and again["already_sent"] == 3
+    for result in (first, second):
+        assert_no_secret(pipeline.instance, result.run_id, SMTP_PASSWORD)
+
+
+def test_a_forced_resend_reaches_only_the_chosen_client(pipeline_clean_log, monkeypatch):
+    pipeline = pipeline_clean_log
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", SMTP_PASSWORD)
+    force = {"ops": {"sent_digests": {"config": {"force": True, "clients": ["OPS@beta.example"]}}}}
+    with SmtpServer(SMTP_USER, SMTP_PASSWORD) as server:
+        email = {"email": smtp_email(server)}
+        assert pipeline.run(["sent_digests"], resources=email).success
+        assert pipeline.run(["sent_digests"], resources=email, run_config=force).success
+        recipients = [m["To"] for m in server.received()]
+    assert sorted(recipients) == sorted([ACME, BETA, BOTH, BETA])
+    log = log_rows(pipeline)
+    assert log[BETA]["send_count"] == 2 and log[ACME]["send_count"] == 1
+
+
+def test_smtp_failures_are_recorded_and_retried(pipeline_clean_log, monkeypatch):
+    pipeline = pipeline_clean_log
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", SMTP_PASSWORD)
+    with SmtpServer(SMTP_USER, SMTP_PASSWORD) as server:
+        server.refuse = {BETA}
+        email = {"email": smtp_email(server)}
+        failed = pipeline.run(["sent_digests"], resources=email, raise_on_error=False)
+        assert not failed.success
+        log = log_rows(pipeline)
+        assert log[BETA]["status"] == "failed" and log[BETA]["send_count"] == 0
+        assert "550" in log[BETA]["last_error"] and SMTP_PASSWORD not in log[BETA]["last_error"]
+        assert log[ACME]["status"] == log[BOTH]["status"] == "sent"
+
+        server.refuse = set()
+        retried = pipeline.run(["sent_digests"], resources=email)
+        recipients = [m["To"] for m in server.received()]
+    assert retried.success
+    assert sorted(recipients) == sorted([ACME, BOTH, BETA])  # Beta once, nobody twice
+    log = log_rows(pipeline)
+    assert log[BETA]["status"] == "sent" and log[BETA]["last_error"] is None
+    assert log[BETA]["attempts"] == 2 and log[BETA]["sent_at"] is not None
+    assert metadata(retried, "sent_digests")["already_sent"] == 2
+
+
+def test_a_wrong_smtp_password_fails_every_client_without_showing_it(
+    pipeline_clean_log, monkeypatch
+):
+    pipeline = pipeline_clean_log
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", "wrong-" + SMTP_PASSWORD)
+    with SmtpServer(SMTP_USER, SMTP_PASSWORD) as server:
+        result = pipeline.run(
+            ["sent_digests"], resources={"email": smtp_email(server)}, raise_on_error=False
+        )
+        assert not server.received()
+    assert not result.success
+    log = log_rows(pipeline)
+    assert {r["status"] for r in log.values()} == {"failed"}
+    for row in log.values():
+        assert "SMTP_PASSWORD" in row["last_error"] and SMTP_PASSWORD not in row["last_error"]
+    # Refused credentials stop the batch: one login attempt, not one per client.
+    assert sorted(r["attempts"] for r in log.values()) == [0, 0, 1]
+    assert_no_secret(pipeline.instance, result.run_id, SMTP_PASSWORD)
+
+
+def test_resend_sends_with_an_idempotency_key_and_retries_failures(pipeline_clean_log):
+    pipeline = pipeline_clean_log
+    with FakeResend(RESEND_KEY) as resend:
+        email = {
+            "email": EmailResource(
+                backend="resend",
+                dry_run=False,
+                from_address=SENDER,
+                resend_api_key=RESEND_KEY,
+                resend_api_url=resend.url,
+                retry_delay_seconds=0,
+            )
+        }
+        resend.fail_for = {ACME: 500}
+        failed = pipeline.run(["sent_digests"], resources=email, raise_on_error=False)
+        assert not failed.success
+        log = log_rows(pipeline)
+        assert log[ACME]["status"] == "failed" and log[ACME]["attempts"] == 3
+        assert "500" in log[ACME]["last_error"]
+        assert sorted(e["to"][0] for e in resend.emails) == sorted([BETA, BOTH])
+
+        resend.fail_for = {}
+        assert pipeline.run(["sent_digests"], resources=email).success
+        assert pipeline.run(["sent_digests"], resources=email).success  # nothing left
+        emails = list(resend.emails)
+        requests = list(resend.requests)
+
+    assert sorted(e["to"][0] for e in emails) == sorted([ACME, BETA, BOTH])
+    acme = next(e for e in emails if e["to"] == [ACME])
+    assert acme["from"] == SENDER and acme["subject"].startswith("Weekly hours for Acme")
+    assert "24:15" in acme["text"] and "24:15" in acme["html"]
+    assert acme["headers"]["X-Jibble-Digest-Week"] == "2025-01-06"
+    # Every attempt for one digest carried the same key: Resend sends it at most once.
+    acme_keys = {
+        r["headers"]["Idempotency-Key"] for r in requests if json.loads(r["body"])["to"] == [ACME]
+    }
+    assert len(acme_keys) == 1 and acme["idempotency_key"] in acme_keys
+    assert all(r["headers"]["Authorization"] == f"Bearer {RESEND_KEY}" for r in requests)
+    log = log_rows(pipeline)
+    assert {r["status"] for r in log.values()} == {"sent"}
+    assert log[ACME]["message_id"] == acme["id"] and log[ACME]["attempts"] == 4
+    assert_no_secret(pipeline.instance, failed.run_id, RESEND_KEY)
+
+
+def test_dry_runs_render_but_send_nothing(pipeline_clean_log, monkeypatch):
+    pipeline = pipeline_clean_log
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", SMTP_PASSWORD)
+    with SmtpServer(SMTP_USER, SMTP_PASSWORD) as server:
+        configured = {"email": smtp_email(server, dry_run=True)}
+        by_setting = pipeline.run(MONDAY_JOB, resources=configured)
+        by_run = pipeline.run(
+            ["sent_digests"],
+            resources={"email": smtp_email(server)},
+            run_config={"ops": {"sent_digests": {"config": {"dry_run": True}}}},
+        )
+        no_backend = pipeline.run(["sent_digests"])  # the default: no backend configured
+        assert server.received() == []
+    assert log_rows(pipeline) == {}
+    for result in (by_setting, by_run, no_backend):
+        values = metadata(result, "sent_digests")
+        assert values["dry_run"] is True and values["sent"] == 0 and values["would_send"] == 3
+    assert "JIBBLE_EMAIL_BACKEND" in metadata(no_backend, "sent_digests")["dry_run_reason"]
+    # The dry run still rendered the week: digests stored and the site regenerated.
+    assert pipeline.query("SELECT count(*) FROM client_digests") == [(3,)]
+    assert (pipeline.reports / "index.html").exists()
+
+
+def test_monday_schedule_requests_last_week_in_its_time_zone():
+    settings = load_digest_settings(
+        {"JIBBLE_DIGEST_TIMEZONE": "Asia/Manila", "JIBBLE_DIGEST_SEND_AT": "07:00"}
+    )
+    schedule = build_digest_schedule(settings)
+    assert schedule.cron_schedule == "0 7-10 * * 1"
+    assert schedule.execution_timezone == "Asia/Manila"
+    assert schedule.job_name == send_weekly_digests.name
+    # Monday 07:00 in Manila is still Sunday in UTC: last week is the one of 6 Jan all the same.
+    tick = datetime(2025, 1, 13, 7, 0, tzinfo=ZoneInfo("Asia/Manila"))
+    with dg.build_schedule_context(scheduled_execution_time=tick) as context:
+        request = schedule(context)
+    assert request.partition_key == "2025-01-06"
+    assert last_week(datetime(2025, 1, 12, 23, 0, tzinfo=UTC), "UTC") == date(2024, 12, 30)
+    assert digest_cron(time(23, 15)) == "15 23 * * 1"
+
+
+def test_configuration_from_the_environment():
+    default = load_digest_settings({})
+    assert default.source == "file" and default.clients_file == SAMPLE_CLIENTS_FILE
+    assert default.email_backend == "none" and default.dry_run
+    assert default.timezone == "UTC" and default.send_at == time(7, 0)
+
+    env = {
+        "AIRTABLE_API_KEY": "patX.secret",
+        "AIRTABLE_BASE_ID": "appBASE",
+        "JIBBLE_EMAIL_BACKEND": "smtp",
+        "SMTP_HOST": "smtp.example.com",
+        "SMTP_PASSWORD": "hunter2-secret",
+        "JIBBLE_DIGEST_FROM": SENDER,
+    }
+    settings = load_digest_settings(env)
+    assert settings.source == "airtable" and settings.email_backend == "smtp"
+    assert not settings.dry_run and settings.smtp_port == 587
+    resources = build_digest_resources(settings)
+    # Secrets stay environment references: the resource never holds their values.
+    assert resources["clients"].airtable_api_key == dg.EnvVar("AIRTABLE_API_KEY")
+    assert resources["email"].smtp_password == dg.EnvVar("SMTP_PASSWORD")
+    assert "hunter2" not in repr(resources) and "patX" not in repr(resources)
+
+    for broken, variable in (
+        ({"JIBBLE_EMAIL_BACKEND": "smtp", "JIBBLE_DIGEST_FROM": SENDER}, "SMTP_HOST"),
+        ({"JIBBLE_EMAIL_BACKEND": "resend", "JIBBLE_DIGEST_FROM": SENDER}, "RESEND_API_KEY"),
+        ({"JIBBLE_EMAIL_BACKEND": "smtp", "SMTP_HOST": "h"}, "JIBBLE_DIGEST_FROM"),
+        ({"JIBBLE_DIGEST_SOURCE": "airtable"}, "AIRTABLE_API_KEY"),
+        ({"JIBBLE_DIGEST_TIMEZONE": "Mars/Olympus"}, "JIBBLE_DIGEST_TIMEZONE"),
+        ({"JIBBLE_EMAIL_BACKEND": "pigeon"}, "JIBBLE_EMAIL_BACKEND"),
+    ):
+        with pytest.raises(ConfigurationError, match=variable):
+            load_digest_settings(broken)
+    production = load_digest_settings({"JIBBLE_CLIENT_ID": "id", "JIBBLE_CLIENT_SECRET": "s"})
+    assert production.clients_file is None  # the demo's sample never mails real clients
