@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -36,3 +36,19 @@ def warehouse_schema(database_url: str) -> Iterator[str]:
     yield schema
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.fixture
+def schema_factory(database_url: str) -> Iterator[Callable[[], str]]:
+    """Makes further schema names for one test (e.g. a clean run's, to compare with); every
+    one is dropped afterwards."""
+    made: list[str] = []
+
+    def make() -> str:
+        made.append(f"test_{uuid.uuid4().hex[:10]}")
+        return made[-1]
+
+    yield make
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for schema in made:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 from datetime import date, datetime
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -21,6 +25,8 @@ from jibble_pipeline.simulator import JibbleSimulator
 from jibble_pipeline.warehouse.io_manager import PostgresIOManager
 from jibble_pipeline.warehouse.resource import WarehouseResource
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
 SNAPSHOTS = [agents, client_groups, activities, agent_group_history]
 DAILY = [fetch_time_entries, derive_daily_hours]
 ALL_ASSETS = [*SNAPSHOTS, *DAILY, weekly_hours]
@@ -30,7 +36,10 @@ CHECKS = [c for c in ALL_CHECKS if "freshness" not in str(c.check_keys)]
 class Pipeline:
     """The project's assets wired to one simulator and one warehouse schema."""
 
-    def __init__(self, simulator: JibbleSimulator, database_url: str, schema: str):
+    def __init__(
+        self, simulator: JibbleSimulator, database_url: str, schema: str, **jibble_options
+    ):
+        """``jibble_options``: further JibbleResource settings (timeout, retry limits)."""
         self.simulator = simulator
         self.database_url = database_url
         self.schema = schema
@@ -43,12 +52,15 @@ class Pipeline:
                 workspace_url=simulator.url,
                 time_tracking_url=simulator.url,
                 page_size=1000,
+                **jibble_options,
             ),
             "io_manager": PostgresIOManager(database_url=database_url, schema_name=schema),
             "warehouse": WarehouseResource(database_url=database_url, schema_name=schema),
         }
 
-    def _run(self, selection, tags, now: datetime | None) -> dg.ExecuteInProcessResult:
+    def _run(
+        self, selection, tags, now: datetime | None, raise_on_error: bool = True
+    ) -> dg.ExecuteInProcessResult:
         run_config = {}
         if now is not None:
             run_config = {"ops": {"derive_daily_hours": {"config": {"now": now.isoformat()}}}}
@@ -59,18 +71,25 @@ class Pipeline:
             resources=self.resources,
             tags=tags,
             run_config=run_config,
+            raise_on_error=raise_on_error,
         )
 
     def sync_snapshots(self) -> dg.ExecuteInProcessResult:
         return self._run(SNAPSHOTS, {}, None)
 
-    def daily(self, first: date, last: date, *, now: datetime | None = None):
+    def daily(
+        self, first: date, last: date, *, now: datetime | None = None, raise_on_error=True
+    ) -> dg.ExecuteInProcessResult:
         """One run over [first, last]: snapshots, raw entries, sessions, attendance."""
-        return self._run([*SNAPSHOTS, *DAILY], range_tags(first, last), now)
+        return self._run([*SNAPSHOTS, *DAILY], range_tags(first, last), now, raise_on_error)
 
-    def weekly(self, first: date, last: date) -> dg.ExecuteInProcessResult:
+    def entries(self, first: date, last: date, *, raise_on_error=True) -> dg.ExecuteInProcessResult:
+        """One run over [first, last] of the raw entries and their quarantine only."""
+        return self._run([fetch_time_entries], range_tags(first, last), None, raise_on_error)
+
+    def weekly(self, first: date, last: date, *, raise_on_error=True) -> dg.ExecuteInProcessResult:
         weeks = range_tags(monday_on_or_before(first), monday_on_or_before(last))
-        return self._run([weekly_hours], weeks, None)
+        return self._run([weekly_hours], weeks, None, raise_on_error)
 
     def table(self, name: str, order_by: str) -> pd.DataFrame:
         """A warehouse table (without jsonb columns unless asked), in a stable order."""
@@ -81,3 +100,27 @@ class Pipeline:
             cur.execute(query)
             columns = [d.name for d in cur.description]
             return pd.DataFrame(cur.fetchall(), columns=columns)
+
+
+def cli_environment(
+    home: Path, simulator: JibbleSimulator, database_url: str, schema: str
+) -> dict[str, str]:
+    """The environment of a user running the project's CLI against ``simulator`` and the
+    warehouse ``schema``, with a Dagster instance of its own in ``home`` (the project's
+    dagster.yaml: Dagster's storage in the same Postgres)."""
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JIBBLE_", "DAGSTER_"))}
+    env.update(
+        DAGSTER_HOME=str(home),
+        JIBBLE_HOME=str(home / "jibble"),
+        JIBBLE_CLIENT_ID=simulator.client_id,
+        JIBBLE_CLIENT_SECRET=simulator.client_secret,
+        JIBBLE_IDENTITY_URL=simulator.url,
+        JIBBLE_WORKSPACE_URL=simulator.url,
+        JIBBLE_TIME_TRACKING_URL=simulator.url,
+        JIBBLE_DATABASE_URL=database_url,
+        JIBBLE_DB_SCHEMA=schema,
+        PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
+    )
+    return env

@@ -54,6 +54,7 @@ def test_tick_requests_one_run_over_the_date_range(tick, first, last):
     assert request.tags[RANGE_START_TAG] == first
     assert request.tags[RANGE_END_TAG] == last
     assert request.partition_key is None
+    assert int(request.tags["dagster/max_runtime"]) > 0  # a dead tick cannot hold its slot
     # Two ticks never share a run key, one tick evaluated twice does.
     again = refresh_every_10_minutes.evaluate_tick(context).run_requests[0]
     assert again.run_key == request.run_key

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 from datetime import UTC, date, datetime
@@ -14,6 +12,7 @@ import pytest
 from psycopg import sql
 
 from jibble_pipeline.simulator import FaultPlan, JibbleSimulator, SyntheticOrganisation
+from jibble_pipeline_tests.pipeline_harness import cli_environment
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -35,23 +34,9 @@ def flaky_simulator():
 
 @pytest.fixture
 def cli_env(tmp_path, flaky_simulator, database_url, warehouse_schema):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JIBBLE_", "DAGSTER_"))}
-    env.update(
-        DAGSTER_HOME=str(home),
-        JIBBLE_HOME=str(tmp_path / "jh"),
-        JIBBLE_CLIENT_ID=flaky_simulator.client_id,
-        JIBBLE_CLIENT_SECRET=flaky_simulator.client_secret,
-        JIBBLE_IDENTITY_URL=flaky_simulator.url,
-        JIBBLE_WORKSPACE_URL=flaky_simulator.url,
-        JIBBLE_TIME_TRACKING_URL=flaky_simulator.url,
-        JIBBLE_DATABASE_URL=database_url,
-        JIBBLE_DB_SCHEMA=warehouse_schema,
-        PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
+    return cli_environment(
+        tmp_path / "dagster_home", flaky_simulator, database_url, warehouse_schema
     )
-    return env
 
 
 def run(command: list[str], env: dict[str, str]) -> str:

@@ -8,6 +8,9 @@ from jibble_pipeline.automation.partitions import daily_partitions
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+MAX_RUNTIME_TAG = "dagster/max_runtime"
+# A tick takes seconds; one still "running" after this is a dead process (see dagster.yaml).
+TICK_MAX_RUNTIME_SECONDS = 1800
 
 # Daily assets and the unpartitioned snapshots they read; weekly_hours follows them
 # through its automation condition (one run cannot mix daily and weekly partitions).
@@ -53,4 +56,7 @@ refresh_daily_assets = dg.define_asset_job("refresh_daily_assets", selection=REF
 def refresh_every_10_minutes(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     now = (context.scheduled_execution_time or datetime.now(UTC)).astimezone(UTC)
     first, last = refresh_window(now, daily_partitions.start.date())
-    return dg.RunRequest(run_key=now.isoformat(), tags=range_tags(first, last))
+    return dg.RunRequest(
+        run_key=now.isoformat(),
+        tags={**range_tags(first, last), MAX_RUNTIME_TAG: str(TICK_MAX_RUNTIME_SECONDS)},
+    )

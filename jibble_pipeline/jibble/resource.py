@@ -7,7 +7,7 @@ and reads it over HTTP like the real API, and says so in the run's logs.
 """
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -49,35 +49,30 @@ class JibbleResource(dg.ConfigurableResource):
 
     @contextmanager
     def get_client(self, log: Any | None = None) -> Iterator[JibbleClient]:
-        retry = RetryPolicy(max_attempts=self.max_attempts, retry_budget=self.retry_budget)
-        options = {"page_size": self.page_size, "timeout_seconds": self.timeout_seconds}
-        if self.demo_mode:
-            with demo_simulator() as simulator:
+        with ExitStack() as stack:
+            client_id, client_secret = self.client_id or "", self.client_secret or ""
+            urls = (self.identity_url, self.workspace_url, self.time_tracking_url)
+            if self.demo_mode:
+                simulator = stack.enter_context(demo_simulator())
                 if log is not None:
                     log.warning(DEMO_MESSAGE)
-                with JibbleClient(
-                    simulator.client_id,
-                    simulator.client_secret,
-                    identity_url=simulator.url,
-                    workspace_url=simulator.url,
-                    time_tracking_url=simulator.url,
-                    retry=retry,
+                client_id, client_secret = simulator.client_id, simulator.client_secret
+                urls = (simulator.url,) * 3
+            yield stack.enter_context(
+                JibbleClient(
+                    client_id,
+                    client_secret,
+                    identity_url=urls[0],
+                    workspace_url=urls[1],
+                    time_tracking_url=urls[2],
+                    page_size=self.page_size,
+                    timeout_seconds=self.timeout_seconds,
+                    retry=RetryPolicy(
+                        max_attempts=self.max_attempts, retry_budget=self.retry_budget
+                    ),
                     log=log,
-                    **options,
-                ) as client:
-                    yield client
-            return
-        with JibbleClient(
-            self.client_id or "",
-            self.client_secret or "",
-            identity_url=self.identity_url,
-            workspace_url=self.workspace_url,
-            time_tracking_url=self.time_tracking_url,
-            retry=retry,
-            log=log,
-            **options,
-        ) as client:
-            yield client
+                )
+            )
 
 
 @contextmanager

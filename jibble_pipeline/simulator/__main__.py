@@ -2,7 +2,9 @@
 ``python -m jibble_pipeline.simulator --port 8765 --agents 40 --page-cap 100 [--seed N]``.
 
 The organisation follows the real clock, with work dates from ``--start`` to two days ahead,
-like the pipeline's demo mode. Point the pipeline at it with the printed settings.
+like the pipeline's demo mode; ``--now 2026-01-01T00:00:00Z`` fixes its clock instead (a
+dataset that does not grow while it is read, as benchmarks need). Point the pipeline at it
+with the printed settings.
 """
 
 from __future__ import annotations
@@ -30,15 +32,22 @@ def main(argv: list[str] | None = None) -> None:
         default=DEFAULT_PARTITIONS_START,
         help="first work date with time entries (YYYY-MM-DD)",
     )
+    parser.add_argument(
+        "--now",
+        type=_instant,
+        help="fixed clock (ISO 8601 instant, e.g. 2026-01-01T00:00:00Z) instead of the real one",
+    )
     parser.add_argument("--client-id", help="fixed credentials instead of random ones")
     parser.add_argument("--client-secret")
     args = parser.parse_args(argv)
 
+    now = args.now or datetime.now(UTC)
     organisation = SyntheticOrganisation(
         seed=args.seed,
         agents=args.agents,
         start=args.start,
-        end=datetime.now(UTC).date() + timedelta(days=2),
+        end=now.date() + timedelta(days=2),
+        now=args.now,
     )
     simulator = JibbleSimulator(
         organisation,
@@ -50,7 +59,8 @@ def main(argv: list[str] | None = None) -> None:
     with simulator:
         print(
             f"Jibble simulator: {args.agents} agents (seed {args.seed}), work dates "
-            f"{organisation.start}..{organisation.end}, pages of at most {args.page_cap} rows\n"
+            f"{organisation.start}..{organisation.end}, pages of at most {args.page_cap} rows"
+            f"{', clock fixed at ' + args.now.isoformat() if args.now else ''}\n"
             f"  URL            {simulator.url}\n"
             f"  client id      {simulator.client_id}\n"
             f"  client secret  {simulator.client_secret}\n\n"
@@ -68,6 +78,13 @@ def main(argv: list[str] | None = None) -> None:
                 time.sleep(3600)
         except KeyboardInterrupt:
             print("Stopped.")
+
+
+def _instant(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset (add Z)")
+    return moment.astimezone(UTC)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import threading
 from bisect import bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -265,6 +266,8 @@ _GeneratedEntry = tuple[int, dict[str, Any], tuple[int, dict[str, Any]] | None]
 
 def _visible_from(entry: dict[str, Any]) -> int:
     created = entry.get("createdAt")
+    if entry.get("time") is None:  # a malformed entry (``edit_entry(..., drop=["time"])``)
+        return instant_ms(created)
     time_ms = instant_ms(entry["time"])
     return max(time_ms, instant_ms(created)) if created else time_ms
 
@@ -666,9 +669,15 @@ class SyntheticOrganisation:
 
     # ------------------------------------------------------------------------ mutations
 
-    def edit_entry(self, entry_id: str, **fields: Any) -> dict[str, Any]:
+    def edit_entry(
+        self, entry_id: str, *, drop: Iterable[str] = (), **fields: Any
+    ) -> dict[str, Any]:
         """Change fields of an entry as it is now; updatedAt becomes "now". A new ``time``
-        recomputes localTime and offset unless they are given too."""
+        recomputes localTime and offset unless they are given too. ``drop`` removes fields,
+        making the malformed entries a buggy client can send (no ``personId``, no ``time``)."""
+        drop = set(drop)
+        if drop & {"id", "belongsToDate", "createdAt"}:
+            raise ValueError("entries are kept by id, belongsToDate and createdAt: keep those")
         with self._lock:
             now_ms = self._now_ms()
             day = self._locate(entry_id)
@@ -684,6 +693,8 @@ class SyntheticOrganisation:
                 revised.update({k: v for k, v in computed.items() if k not in fields})
             if "updatedAt" not in fields:
                 revised["updatedAt"] = utc_text(now_ms)
+            for name in drop:
+                revised.pop(name, None)
             self._remove(entry_id)
             self._insert(revised)
             return dict(revised)

@@ -155,6 +155,7 @@ class JibbleSimulator:
         self.stats = SimulatorStats()
         self._dice = _FaultDice(faults or FaultPlan())
         self._tokens: dict[str, float] = {}  # token -> time.monotonic() at which it expires
+        self._issued: list[str] = []  # every token ever issued, for tests that look for leaks
         self._tokens_lock = threading.Lock()
         self._results: OrderedDict[tuple, list[dict[str, Any]]] = OrderedDict()
         self._results_lock = threading.Lock()
@@ -226,6 +227,11 @@ class JibbleSimulator:
     def reset_stats(self) -> None:
         self.stats.reset()
 
+    def issued_tokens(self) -> list[str]:
+        """Every access token issued since the simulator was created, expired ones included."""
+        with self._tokens_lock:
+            return list(self._issued)
+
     def expire_tokens(self) -> None:
         """Invalidates every token issued so far: the next API call with one gets a 401."""
         with self._tokens_lock:
@@ -253,6 +259,7 @@ class JibbleSimulator:
         with self._tokens_lock:
             self._tokens = {t: expiry for t, expiry in self._tokens.items() if expiry > now}
             self._tokens[token] = now + lifetime
+            self._issued.append(token)
         return 200, {
             "access_token": token,
             "expires_in": int(lifetime),

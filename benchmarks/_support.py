@@ -1,0 +1,199 @@
+"""What the benchmarks share: a Postgres to write to, a simulator in its own process, schemas
+made and dropped, timing helpers. Nothing here is used by the pipeline itself."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from psycopg import sql
+
+from jibble_pipeline.jibble.odata import between_dates
+from jibble_pipeline.warehouse.connection import libpq_url
+from jibble_pipeline.warehouse.embedded import ensure_embedded_postgres, stop_embedded_postgres
+
+PROJECT = Path(__file__).resolve().parent.parent
+ENTRY_ORDER = "createdAt asc,id asc"  # the pipeline's $orderby (jibble.client.ENTRY_ORDER)
+
+
+def add_database_argument(parser: Any) -> None:
+    parser.add_argument(
+        "--database-url",
+        help="an existing Postgres (postgresql://...); default: an embedded PostgreSQL 18 in a "
+        "temporary folder, stopped at the end",
+    )
+
+
+@contextmanager
+def postgres(database_url: str | None) -> Iterator[str]:
+    """``database_url``, or an embedded server in a temporary folder for the block's length."""
+    if database_url:
+        yield libpq_url(database_url)
+        return
+    with tempfile.TemporaryDirectory(prefix="jibble-bench-") as folder:
+        data_dir = Path(folder) / "pgdata"
+        url = ensure_embedded_postgres(data_dir)
+        try:
+            yield url
+        finally:
+            stop_embedded_postgres(data_dir)
+
+
+def server_version(url: str) -> str:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SHOW server_version").fetchone()[0].split()[0]
+
+
+@contextmanager
+def scratch_schema(url: str, prefix: str = "bench") -> Iterator[str]:
+    """A new schema name, dropped (with everything in it) at the end."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    try:
+        yield schema
+    finally:
+        drop_schema(url, schema)
+
+
+def drop_schema(url: str, schema: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+@dataclass(frozen=True)
+class Simulator:
+    """A simulator running in its own process (``python -m jibble_pipeline.simulator``)."""
+
+    url: str
+    client_id: str
+    client_secret: str
+    pid: int
+
+    def environment(self) -> dict[str, str]:
+        """The pipeline's settings (SPEC §5) that point it at this simulator."""
+        return {
+            "JIBBLE_CLIENT_ID": self.client_id,
+            "JIBBLE_CLIENT_SECRET": self.client_secret,
+            "JIBBLE_IDENTITY_URL": self.url,
+            "JIBBLE_WORKSPACE_URL": self.url,
+            "JIBBLE_TIME_TRACKING_URL": self.url,
+        }
+
+    def token(self) -> str:
+        answer = httpx.post(
+            f"{self.url}/connect/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": self.client_id,
+                "client_secret": self.client_secret,
+            },
+        )
+        answer.raise_for_status()
+        return answer.json()["access_token"]
+
+    def count_entries(self, first: date, last: date, timeout: float = 1800) -> int:
+        """The simulator's own count of the entries of work dates [first, last] (ground
+        truth). The first call also makes it generate those dates and cache the sorted result
+        of the pipeline's query, so what is timed afterwards is serving, not generating."""
+        params = {
+            "$filter": between_dates("belongsToDate", first, last),
+            "$orderby": ENTRY_ORDER,
+            "$count": "true",
+            "$top": "1",
+        }
+        answer = httpx.get(
+            f"{self.url}/v1/TimeEntries",
+            params=params,
+            headers={"Authorization": f"Bearer {self.token()}"},
+            timeout=timeout,
+        )
+        answer.raise_for_status()
+        return int(answer.json()["@odata.count"])
+
+
+@contextmanager
+def simulator_process(
+    *, agents: int, start: date, now: datetime | None, page_cap: int, seed: int = 7
+) -> Iterator[Simulator]:
+    """Starts the simulator CLI on a free port and stops it (Ctrl-C) at the end."""
+    client_id, client_secret = "benchmark", secrets.token_urlsafe(24)
+    command = [
+        sys.executable,
+        "-m",
+        "jibble_pipeline.simulator",
+        "--port", "0",
+        "--agents", str(agents),
+        "--page-cap", str(page_cap),
+        "--seed", str(seed),
+        "--start", start.isoformat(),
+        "--client-id", client_id,
+        "--client-secret", client_secret,
+    ]  # fmt: skip
+    if now is not None:
+        command += ["--now", now.isoformat()]
+    process = subprocess.Popen(
+        command, cwd=PROJECT, stdout=subprocess.PIPE, text=True, env={**os.environ}
+    )
+    try:
+        url = None
+        assert process.stdout is not None
+        for line in process.stdout:
+            match = re.match(r"\s*URL\s+(http://\S+)", line)
+            if match:
+                url = match.group(1)
+                break
+        if url is None:
+            raise RuntimeError(f"the simulator exited ({process.wait()}) without serving")
+        yield Simulator(url, client_id, client_secret, process.pid)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+class Stopwatch:
+    """``with Stopwatch() as watch: ...`` then ``watch.seconds``."""
+
+    def __enter__(self) -> Stopwatch:
+        self.started = time.perf_counter()
+        self.seconds = 0.0
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.seconds = time.perf_counter() - self.started
+
+
+def with_session_settings(url: str, settings: list[str]) -> str:
+    """``url`` whose connections start with ``SET name = value`` for each ``name=value``
+    (libpq ``options``; the warehouse's ``connect`` keeps them and adds its own)."""
+    if not settings:
+        return url
+    from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    extra = " ".join(f"-c {setting}" for setting in settings)
+    query["options"] = " ".join(filter(None, [query.get("options"), extra]))
+    return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))

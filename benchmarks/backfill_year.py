@@ -1,0 +1,225 @@
+"""A year of raw entries of a 400-agent organisation, backfilled in one Dagster run.
+
+    .venv/bin/python benchmarks/backfill_year.py --agents 400 --days 365
+        [--page-cap 100] [--pg-option enable_nestloop=off] [--database-url postgresql://...]
+
+The simulator runs in its own process (``python -m jibble_pipeline.simulator``, clock fixed
+two days after the last work date, so every entry of the range exists). Before the clock
+starts, one ``$count`` query makes it generate and sort the range (ground truth, and what is
+timed is then serving, not generating). The backfill is the real thing: the project's
+``fetch_time_entries`` multi-asset (``raw_time_entries`` + ``quarantined_entries``)
+materialised in this process for the partition range, as a single run (run tags
+``dagster/asset_partition_range_start/end``, as ``dg launch --partition-range`` sets them),
+with the project's Jibble resource and Postgres IO manager into an empty warehouse schema.
+
+Prints the run's wall time, entries/s, where the run's time went (from the run's own
+events: fetch + validation + frame, then the IO manager's write), the peak RSS of this
+process (which does the run), and checks the loaded rows against the simulator's count.
+Targets: <= 10 min and <= 1 GiB for 400 agents x 365 days. ``--pg-option`` passes session
+settings to the pipeline's warehouse connections (what-if measurements only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
+from pathlib import Path
+
+import dagster as dg
+import psycopg
+from psycopg import sql
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._machine import current_rss_mib, describe_machine, peak_rss_mib  # noqa: E402
+from benchmarks._support import (  # noqa: E402
+    Stopwatch,
+    add_database_argument,
+    postgres,
+    scratch_schema,
+    server_version,
+    simulator_process,
+    with_session_settings,
+)
+from jibble_pipeline.assets.time_entries import fetch_time_entries  # noqa: E402
+from jibble_pipeline.automation.schedules import range_tags  # noqa: E402
+from jibble_pipeline.jibble.resource import JibbleResource  # noqa: E402
+from jibble_pipeline.warehouse.io_manager import PostgresIOManager  # noqa: E402
+from jibble_pipeline.warehouse.resource import WarehouseResource  # noqa: E402
+
+TARGET_SECONDS = 600
+TARGET_RSS_MIB = 1024
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+class RssSampler:
+    """Samples this process's RSS every ``interval`` seconds: the peak and when it came."""
+
+    def __init__(self, interval: float = 0.25):
+        self.interval = interval
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        started = time.perf_counter()
+        while not self._stop.is_set():
+            self.samples.append((time.perf_counter() - started, current_rss_mib()))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def at(self, seconds: float) -> float:
+        """The highest RSS sampled up to ``seconds`` into the run."""
+        return max((rss for t, rss in self.samples if t <= seconds), default=0.0)
+
+
+def step_phases(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
+    """Seconds from the run's start to its step's landmarks (from the event log)."""
+    records = instance.all_logs(run_id)
+    start = records[0].timestamp
+    phases: dict[str, float] = {}
+    for record in records:
+        event = record.dagster_event
+        if event is None:
+            continue
+        name = event.event_type_value
+        output = getattr(event.event_specific_data, "step_output_handle", None)
+        output_name = getattr(output, "output_name", None)
+        if name in ("STEP_START", "STEP_SUCCESS", "STEP_FAILURE"):
+            phases[name] = record.timestamp - start
+        elif name in ("STEP_OUTPUT", "HANDLED_OUTPUT"):
+            output_name = output_name or getattr(event.event_specific_data, "output_name", None)
+            phases[f"{name}:{output_name}"] = record.timestamp - start
+        elif name == "RUN_SUCCESS" or name == "RUN_FAILURE":
+            phases[name] = record.timestamp - start
+    return phases
+
+
+def count_rows(url: str, schema: str, name: str) -> int:
+    with psycopg.connect(url) as conn:
+        query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, name))
+        return conn.execute(query).fetchone()[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--agents", type=int, default=400)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--start", type=date.fromisoformat, default=date(2025, 1, 1))
+    parser.add_argument("--page-cap", type=int, default=100, help="the simulator's page cap")
+    parser.add_argument("--page-size", type=int, default=1000, help="the pipeline's $top")
+    parser.add_argument(
+        "--pg-option",
+        action="append",
+        default=[],
+        help="session setting for the pipeline's warehouse connections, e.g. "
+        "enable_nestloop=off (what-if; repeatable)",
+    )
+    add_database_argument(parser)
+    args = parser.parse_args()
+
+    first = args.start
+    last = first + timedelta(days=args.days - 1)
+    now = datetime.combine(last + timedelta(days=2), clock_time(), UTC)
+    with (
+        postgres(args.database_url) as url,
+        scratch_schema(url) as schema,
+        simulator_process(
+            agents=args.agents, start=first, now=now, page_cap=args.page_cap
+        ) as simulator,
+    ):
+        version = server_version(url)
+        with Stopwatch() as warm:
+            expected = simulator.count_entries(first, last)
+        pipeline_url = with_session_settings(url, args.pg_option)
+        resources = {
+            "jibble": JibbleResource(
+                client_id=simulator.client_id,
+                client_secret=simulator.client_secret,
+                identity_url=simulator.url,
+                workspace_url=simulator.url,
+                time_tracking_url=simulator.url,
+                page_size=args.page_size,
+            ),
+            "io_manager": PostgresIOManager(database_url=pipeline_url, schema_name=schema),
+            "warehouse": WarehouseResource(database_url=pipeline_url, schema_name=schema),
+        }
+        instance = dg.DagsterInstance.ephemeral()
+        rss_before = current_rss_mib()
+        print(
+            f"simulator ready: {expected:,} entries for {first}..{last} "
+            f"(generated in {warm.seconds:.1f} s); backfilling in one run...",
+            flush=True,
+        )
+        with RssSampler() as sampler, Stopwatch() as run:
+            result = dg.materialize(
+                [fetch_time_entries],
+                instance=instance,
+                resources=resources,
+                tags=range_tags(first, last),
+                run_config=QUIET,
+                raise_on_error=False,
+            )
+        peak = peak_rss_mib()
+        stored = count_rows(url, schema, "raw_time_entries")
+        quarantined = count_rows(url, schema, "quarantined_entries")
+        phases = step_phases(instance, result.run_id)
+        metadata: dict[str, object] = {}
+        for materialization in result.asset_materializations_for_node("fetch_time_entries"):
+            if materialization.asset_key.path[-1] == "raw_time_entries":
+                metadata = {k: v.value for k, v in materialization.metadata.items()}
+
+    start_step = phases.get("STEP_START", 0.0)
+    computed = phases.get("STEP_OUTPUT:raw_time_entries")
+    written = phases.get("HANDLED_OUTPUT:raw_time_entries")
+    print()
+    print(f"machine: {describe_machine()}")
+    print(f"database: PostgreSQL {version} ({'given URL' if args.database_url else 'embedded'})")
+    if args.pg_option:
+        print(f"what-if session settings for the pipeline: {', '.join(args.pg_option)}")
+    print(
+        f"organisation: {args.agents} agents, work dates {first}..{last} ({args.days} days), "
+        f"simulator pages of at most {args.page_cap} rows, pipeline $top {args.page_size}"
+    )
+    print(f"run: {'succeeded' if result.success else 'FAILED'} ({result.run_id})")
+    print(
+        f"entries: {expected:,} at the simulator, {stored:,} stored, {quarantined:,} quarantined"
+        f" -> {'complete' if stored == expected else 'MISMATCH'}"
+    )
+    for key in ("pages_fetched", "requests", "retries"):
+        if key in metadata:
+            print(f"  {key}: {metadata[key]:,}")
+    print(f"wall time of the run: {run.seconds:8.1f} s = {expected / run.seconds:,.0f} entries/s")
+    if computed is not None:
+        print(f"  run start -> step start:                     {start_step:8.1f} s")
+        print(f"  fetch + validate + frame (step -> output):   {computed - start_step:8.1f} s")
+        if written is not None:
+            print(f"  IO manager write of raw_time_entries:        {written - computed:8.1f} s")
+            print(f"  quarantine + end of run:                     {run.seconds - written:8.1f} s")
+    print(
+        f"memory (RSS of this process, which does the run): {rss_before:,.0f} MiB before, "
+        f"{peak:,.0f} MiB at peak"
+        + (f" (by the end of the fetch: {sampler.at(computed):,.0f} MiB)" if computed else "")
+    )
+    minutes_ok = run.seconds <= TARGET_SECONDS
+    memory_ok = peak <= TARGET_RSS_MIB
+    print(
+        f"targets (400 agents x 365 days): <= {TARGET_SECONDS // 60} min "
+        f"{'met' if minutes_ok else 'MISSED'} at this size, <= 1 GiB "
+        f"{'met' if memory_ok else 'MISSED'} at this size"
+    )
+
+
+if __name__ == "__main__":
+    main()
