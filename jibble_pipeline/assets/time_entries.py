@@ -1,6 +1,7 @@
 """Raw time entries, one daily partition per work date (``belongsToDate``)."""
 
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
@@ -8,9 +9,11 @@ import pandas as pd
 
 from jibble_pipeline.assets.metadata import rejected_metadata, table_metadata
 from jibble_pipeline.automation.partitions import daily_partitions
+from jibble_pipeline.jibble.client import ClientStats
 from jibble_pipeline.jibble.frames import entries_frame, quarantine_frame
 from jibble_pipeline.jibble.models import Rejected, TimeEntry, parse_payloads
 from jibble_pipeline.jibble.resource import JibbleResource
+from jibble_pipeline.warehouse.io_manager import FrameStream
 
 GROUP = "time_tracking"
 
@@ -64,45 +67,77 @@ def quarantine_dates(rejected: list[Rejected], first: date, last: date) -> list[
 def fetch_time_entries(
     context: dg.AssetExecutionContext, jibble: JibbleResource
 ) -> Iterator[dg.Output]:
-    """Fetch the run's whole work-date range in one paged stream and split valid from invalid."""
+    """Fetch the run's whole work-date range in one paged stream, written page by page while
+    it is read (one transaction), and quarantine what fails validation."""
     first, last = window_dates(context)
-    fetched_at = datetime.now(UTC)
+    stream = EntryStream(first, last, datetime.now(UTC))
     with jibble.get_client(context.log) as client:
-        payloads = client.time_entries(first, last)
-        stats = client.stats
-    parsed, rejected = parse_payloads(TimeEntry, payloads)
-    entries, outside = split_by_window(parsed, first, last)
-    rejected = [*rejected, *outside]
+        pages = client.time_entry_pages(first, last)
+        # The IO manager consumes the stream when this output is yielded, client still open.
+        yield dg.Output(
+            FrameStream(stream.frames(pages), lambda: stream.metadata(client.stats)),
+            "raw_time_entries",
+            metadata={"work_dates": f"{first}..{last}"},
+        )
+    rejected = stream.rejected
     if rejected:
         context.log.warning(f"{len(rejected)} entries quarantined (see quarantined_entries)")
+    quarantined = quarantine_frame(
+        rejected, quarantine_dates(rejected, first, last), context.run.run_id, stream.fetched_at
+    )
+    yield dg.Output(quarantined, "quarantined_entries", metadata=rejected_metadata(rejected))
 
-    frame = entries_frame(entries, fetched_at)
-    per_date = frame.groupby("belongs_to_date").size().rename("entries").reset_index()
-    per_status = frame["status"].fillna("(missing)").value_counts()
-    yield dg.Output(
-        frame,
-        "raw_time_entries",
-        metadata={
-            "work_dates": f"{first}..{last}",
-            "entries": len(frame),
+
+class EntryStream:
+    """Pages of payloads to warehouse frames, one page at a time, keeping the rejects and
+    the counts the run's metadata shows."""
+
+    def __init__(self, first: date, last: date, fetched_at: datetime):
+        self.first, self.last, self.fetched_at = first, last, fetched_at
+        self.rejected: list[Rejected] = []
+        self.entries = 0
+        self.per_date: Counter[date] = Counter()
+        self.per_status: Counter[str] = Counter()
+        self.first_time: pd.Timestamp | None = None
+        self.last_time: pd.Timestamp | None = None
+
+    def frames(self, pages: Iterable[list[dict]]) -> Iterator[pd.DataFrame]:
+        for page in pages:
+            parsed, rejected = parse_payloads(TimeEntry, page)
+            entries, outside = split_by_window(parsed, self.first, self.last)
+            self.rejected += [*rejected, *outside]
+            frame = entries_frame(entries, self.fetched_at)
+            self._count(frame)
+            yield frame
+
+    def _count(self, frame: pd.DataFrame) -> None:
+        if frame.empty:
+            return
+        self.entries += len(frame)
+        self.per_date.update(frame["belongs_to_date"])
+        self.per_status.update(frame["status"].fillna("(missing)"))
+        low, high = frame["time_utc"].min(), frame["time_utc"].max()
+        self.first_time = low if self.first_time is None else min(self.first_time, low)
+        self.last_time = high if self.last_time is None else max(self.last_time, high)
+
+    def metadata(self, stats: ClientStats) -> dict[str, object]:
+        per_date = pd.DataFrame(
+            sorted(self.per_date.items()), columns=["belongs_to_date", "entries"]
+        )
+        per_status = pd.DataFrame(self.per_status.most_common(), columns=["status", "entries"])
+        return {
+            "entries": self.entries,
             "pages_fetched": stats.pages,
             "requests": stats.requests,
             "retries": stats.retries,
             "rate_limited": stats.rate_limited,
             "token_refreshes": stats.token_refreshes,
-            "first_time_utc": _instant(frame["time_utc"].min()),
-            "last_time_utc": _instant(frame["time_utc"].max()),
-            "entries_by_status": table_metadata(
-                per_status.rename_axis("status").rename("entries").reset_index()
-            ),
+            "first_time_utc": _instant(self.first_time),
+            "last_time_utc": _instant(self.last_time),
+            "entries_by_status": table_metadata(per_status),
             "entries_per_date": table_metadata(per_date),
-        },
-    )
-    quarantined = quarantine_frame(
-        rejected, quarantine_dates(rejected, first, last), context.run.run_id, fetched_at
-    )
-    yield dg.Output(quarantined, "quarantined_entries", metadata=rejected_metadata(rejected))
+        }
 
 
-def _instant(value: pd.Timestamp) -> str:
-    return "" if pd.isna(value) else value.isoformat()
+def _instant(value: pd.Timestamp | None) -> str:
+    return "" if value is None or pd.isna(value) else value.isoformat()

@@ -9,7 +9,7 @@ table keeps exactly what it had.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -26,6 +26,7 @@ from jibble_pipeline.warehouse.tables import Table, WriteMode, create_statements
 _created: set[tuple[str, str]] = set()
 _created_lock = threading.Lock()
 DDL_LOCK_KEY = "jibble-pipeline schema"
+MERGE_CHUNK_ROWS = 10_000  # rows looked up and copied at a time by a merge
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,21 @@ class Warehouse:
                 return self._replace(cursor, spec, frame, window)
             if spec.write == "upsert":
                 return self._upsert(cursor, spec, frame)
-            return self._merge(cursor, spec, frame, window)
+            return self._merge(cursor, spec, [frame], window)
+
+    def write_chunks(
+        self, name: str, chunks: Iterable[pd.DataFrame], window: DateWindow | None = None
+    ) -> WriteSummary:
+        """Merges a stream of frames (raw entries page by page) in one transaction, holding
+        one chunk in memory at a time. If the stream fails, nothing of it is written."""
+        spec = table(name)
+        if spec.write != "merge":
+            raise ValueError(f"{name} is written whole ({spec.write}), not as a stream")
+        with self.connection() as conn, conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{self.schema}.{spec.name}",)
+            )
+            return self._merge(cursor, spec, chunks, window)
 
     def _window_condition(self, spec: Table, window: DateWindow | None) -> sql.Composable:
         if window is None:
@@ -175,46 +190,37 @@ class Warehouse:
         copy_frame(cursor, self.identifier(spec.name), frame, spec.column_names)
         return WriteSummary(spec.name, spec.write, len(frame), replaced=deleted)
 
-    def _stage(self, cursor: psycopg.Cursor, spec: Table, frame: pd.DataFrame) -> sql.Identifier:
-        staging = sql.Identifier(f"incoming_{spec.name}")
-        cursor.execute(
-            sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(
-                staging, self.identifier(spec.name)
+    def _temp_table(
+        self, cursor: psycopg.Cursor, name: str, like: str, columns: Sequence[str] = ()
+    ) -> sql.Identifier:
+        """A temporary table shaped like the warehouse table ``like`` (only ``columns`` when
+        given), dropped at commit."""
+        temp = sql.Identifier(name)
+        shape = (
+            sql.SQL("SELECT {} FROM {} LIMIT 0").format(
+                sql.SQL(", ").join(map(sql.Identifier, columns)), self.identifier(like)
             )
+            if columns
+            else sql.SQL("TABLE {} LIMIT 0").format(self.identifier(like))
         )
-        copy_frame(cursor, staging, frame, spec.column_names)
+        cursor.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS ").format(temp) + shape)
+        return temp
+
+    def _key_and_analyse(self, cursor: psycopg.Cursor, temp: sql.Identifier, key: Sequence[str]):
         # Keyed and analysed, so joins against it are hash or index joins: without the index
         # PostgreSQL 15 plans the anti-join of _merge as a nested loop (quadratic).
         cursor.execute(
             sql.SQL("CREATE INDEX ON {} ({})").format(
-                staging, sql.SQL(", ").join(map(sql.Identifier, spec.primary_key))
+                temp, sql.SQL(", ").join(map(sql.Identifier, key))
             )
         )
-        cursor.execute(sql.SQL("ANALYZE {}").format(staging))
+        cursor.execute(sql.SQL("ANALYZE {}").format(temp))
+
+    def _stage(self, cursor: psycopg.Cursor, spec: Table, frame: pd.DataFrame) -> sql.Identifier:
+        staging = self._temp_table(cursor, f"incoming_{spec.name}", spec.name)
+        copy_frame(cursor, staging, frame, spec.column_names)
+        self._key_and_analyse(cursor, staging, spec.primary_key)
         return staging
-
-    def _window_is_empty(self, cursor: psycopg.Cursor, spec: Table, window: DateWindow) -> bool:
-        cursor.execute(
-            sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {} WHERE {})").format(
-                self.identifier(spec.name), self._window_condition(spec, window)
-            )
-        )
-        return cursor.fetchone()[0]
-
-    def _first_load(
-        self, cursor: psycopg.Cursor, spec: Table, frame: pd.DataFrame, window: DateWindow
-    ) -> WriteSummary | None:
-        """A window with nothing stored yet (a backfill) is loaded with one COPY straight into
-        the table. If some entry is already stored under another date (an edit moved it), the
-        savepoint rolls the COPY back and the caller merges instead (None)."""
-        if not self._window_is_empty(cursor, spec, window):
-            return None
-        try:
-            with cursor.connection.transaction():
-                copy_frame(cursor, self.identifier(spec.name), frame, spec.column_names)
-        except psycopg.errors.UniqueViolation:
-            return None
-        return WriteSummary(spec.name, spec.write, len(frame), inserted=len(frame))
 
     def _upsert(self, cursor: psycopg.Cursor, spec: Table, frame: pd.DataFrame) -> WriteSummary:
         staging = self._stage(cursor, spec, frame)
@@ -242,26 +248,54 @@ class Warehouse:
         )
 
     def _merge(
-        self, cursor: psycopg.Cursor, spec: Table, frame: pd.DataFrame, window: DateWindow | None
+        self,
+        cursor: psycopg.Cursor,
+        spec: Table,
+        chunks: Iterable[pd.DataFrame],
+        window: DateWindow | None,
     ) -> WriteSummary:
         """Newest version wins (by ``updated_at``); an unchanged entry is left as it is
         (its ``fetched_at`` too); entries of the window the source no longer returns are kept
-        and marked ``removed_at``."""
-        if window is not None:
-            loaded = self._first_load(cursor, spec, frame, window)
-            if loaded is not None:
-                return loaded
-        staging = self._stage(cursor, spec, frame)
+        and marked ``removed_at``.
+
+        Entries not stored yet (all of them in a backfill) are copied straight into the
+        table; only those already stored go through a staging table and a set-based merge.
+        The ids of everything seen are kept aside to find what the source no longer has."""
         target = self.identifier(spec.name)
+        staging = self._temp_table(cursor, f"incoming_{spec.name}", spec.name)
+        seen = self._temp_table(cursor, f"seen_{spec.name}", spec.name, spec.primary_key)
+        rows = copied = 0
+        for whole in chunks:
+            _check_columns(spec, whole)
+            if window is not None:
+                _check_window(spec, whole, window)
+            for start in range(0, len(whole), MERGE_CHUNK_ROWS):
+                chunk = whole.iloc[start : start + MERGE_CHUNK_ROWS]
+                rows += len(chunk)
+                copy_frame(cursor, seen, chunk, spec.primary_key)
+                cursor.execute(
+                    sql.SQL("SELECT entry_id FROM {} WHERE entry_id = ANY(%s)").format(target),
+                    (list(chunk["entry_id"]),),
+                )
+                stored = chunk["entry_id"].isin([entry_id for (entry_id,) in cursor.fetchall()])
+                copied += copy_frame(cursor, target, chunk[~stored], spec.column_names)
+                copy_frame(cursor, staging, chunk[stored], spec.column_names)
+        self._key_and_analyse(cursor, staging, spec.primary_key)
+        self._key_and_analyse(cursor, seen, spec.primary_key)
+
         columns = sql.SQL(", ").join(map(sql.Identifier, spec.column_names))
         updates = sql.SQL(", ").join(
             sql.SQL("{} = excluded.{}").format(sql.Identifier(c), sql.Identifier(c))
             for c in spec.column_names
             if c not in spec.primary_key and c != "removed_at"
         )
+        # DISTINCT ON: an entry met twice in one stream (a page boundary moved under the
+        # paging) is merged once, newest version first.
         cursor.execute(
             sql.SQL(
-                "INSERT INTO {target} AS stored ({columns}) SELECT {columns} FROM {staging}"
+                "INSERT INTO {target} AS stored ({columns})"
+                " SELECT DISTINCT ON (entry_id) {columns} FROM {staging}"
+                " ORDER BY entry_id, updated_at DESC NULLS LAST"
                 " ON CONFLICT (entry_id) DO UPDATE SET {updates}, removed_at = NULL"
                 " WHERE (stored.updated_at IS NULL OR excluded.updated_at IS NULL"
                 "        OR excluded.updated_at >= stored.updated_at)"
@@ -272,28 +306,26 @@ class Warehouse:
             ).format(target=target, columns=columns, staging=staging, updates=updates)
         )
         outcomes = [new for (new,) in cursor.fetchall()]
-        inserted = sum(outcomes)
-        updated = len(outcomes) - inserted
+        inserted = copied + sum(outcomes)
+        updated = len(outcomes) - sum(outcomes)
         marked = 0
         if window is not None:
             cursor.execute(
                 sql.SQL(
                     "UPDATE {target} AS stored SET removed_at = %(now)s"
                     " WHERE {window} AND stored.removed_at IS NULL AND NOT EXISTS"
-                    " (SELECT 1 FROM {staging} incoming WHERE incoming.entry_id = stored.entry_id)"
-                ).format(
-                    target=target, window=self._window_condition(spec, window), staging=staging
-                ),
+                    " (SELECT 1 FROM {seen} s WHERE s.entry_id = stored.entry_id)"
+                ).format(target=target, window=self._window_condition(spec, window), seen=seen),
                 {"now": datetime.now(UTC)},
             )
             marked = cursor.rowcount
         return WriteSummary(
             spec.name,
             spec.write,
-            len(frame),
+            rows,
             inserted=inserted,
             updated=updated,
-            unchanged=len(frame) - inserted - updated,
+            unchanged=rows - inserted - updated,
             marked_removed=marked,
         )
 
