@@ -16,6 +16,7 @@ import secrets
 import socket
 import threading
 import uuid
+from abc import ABC, abstractmethod
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,7 +27,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
-class _JsonServer:
+class _JsonServer(ABC):
     """A threaded HTTP server on a free local port; subclasses answer ``handle``."""
 
     def __init__(self) -> None:
@@ -72,8 +73,9 @@ class _JsonServer:
         self._server.server_close()
         self._thread.join()
 
+    @abstractmethod
     def handle(self, method, path, headers, body) -> tuple[int, Any, dict[str, str]]:
-        raise NotImplementedError
+        """(status, JSON body, extra headers) of one request."""
 
 
 def _error(status: int, kind: str, message: str = "") -> tuple[int, Any, dict[str, str]]:
