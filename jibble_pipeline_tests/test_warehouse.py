@@ -195,3 +195,21 @@ def test_a_first_load_falls_back_to_merging_an_entry_moved_from_another_week(war
     stored = rows(warehouse, "raw_time_entries", "entry_id")
     at = list(TABLES["raw_time_entries"].columns).index("belongs_to_date")
     assert [(r[0], r[at]) for r in stored] == [("e1", date(2025, 1, 14)), ("e2", date(2025, 1, 14))]
+
+
+def test_an_entry_met_twice_in_one_stream_is_stored_once_newest_version(warehouse):
+    """A page boundary that moves under the paging repeats an entry in a later chunk: the
+    first copy went straight into the table, the second must merge into it, not fail."""
+    fetched = datetime(2025, 1, 10, tzinfo=UTC)
+    older = payload("e1", "2025-01-06", updated="2025-01-06T10:00:00Z")
+    newer = payload("e1", "2025-01-06", updated="2025-01-07T10:00:00Z", note="edited")
+    chunks = [
+        raw_frame([older, payload("e2", "2025-01-07")], fetched),
+        raw_frame([newer, payload("e3", "2025-01-08")], fetched),
+        raw_frame([older], fetched),  # a stale repeat never wins
+    ]
+    summary = warehouse.write_chunks("raw_time_entries", chunks, WEEK)
+    assert (summary.rows, summary.inserted, summary.updated, summary.unchanged) == (5, 3, 1, 1)
+    stored = warehouse.read("raw_time_entries", WEEK).set_index("entry_id")
+    assert sorted(stored.index) == ["e1", "e2", "e3"]
+    assert stored.loc["e1", "note"] == "edited"

@@ -9,12 +9,13 @@ table keeps exactly what it had.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import psycopg
 from psycopg import sql
@@ -26,7 +27,7 @@ from jibble_pipeline.warehouse.tables import Table, WriteMode, create_statements
 _created: set[tuple[str, str]] = set()
 _created_lock = threading.Lock()
 DDL_LOCK_KEY = "jibble-pipeline schema"
-MERGE_CHUNK_ROWS = 10_000  # rows looked up and copied at a time by a merge
+MERGE_CHUNK_ROWS = 10_000  # rows copied at a time by a merge (and re-sent if one moved)
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,11 @@ class Warehouse:
             column, sql.Literal(window.start), column, sql.Literal(window.end)
         )
 
+    def _copy(
+        self, cursor: psycopg.Cursor, target: sql.Composable, spec: Table, frame: pd.DataFrame
+    ) -> int:
+        return copy_frame(cursor, target, frame, spec.column_names, spec.column_types)
+
     def _replace(
         self, cursor: psycopg.Cursor, spec: Table, frame: pd.DataFrame, window: DateWindow | None
     ) -> WriteSummary:
@@ -187,43 +193,22 @@ class Warehouse:
             )
         )
         deleted = cursor.rowcount
-        copy_frame(cursor, self.identifier(spec.name), frame, spec.column_names)
+        self._copy(cursor, self.identifier(spec.name), spec, frame)
         return WriteSummary(spec.name, spec.write, len(frame), replaced=deleted)
 
-    def _temp_table(
-        self, cursor: psycopg.Cursor, name: str, like: str, columns: Sequence[str] = ()
-    ) -> sql.Identifier:
-        """A temporary table shaped like the warehouse table ``like`` (only ``columns`` when
-        given), dropped at commit."""
-        temp = sql.Identifier(name)
-        shape = (
-            sql.SQL("SELECT {} FROM {} LIMIT 0").format(
-                sql.SQL(", ").join(map(sql.Identifier, columns)), self.identifier(like)
-            )
-            if columns
-            else sql.SQL("TABLE {} LIMIT 0").format(self.identifier(like))
-        )
-        cursor.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS ").format(temp) + shape)
-        return temp
-
-    def _key_and_analyse(self, cursor: psycopg.Cursor, temp: sql.Identifier, key: Sequence[str]):
-        # Keyed and analysed, so joins against it are hash or index joins: without the index
-        # PostgreSQL 15 plans the anti-join of _merge as a nested loop (quadratic).
+    def _staging_table(self, cursor: psycopg.Cursor, spec: Table) -> sql.Identifier:
+        """An empty temporary table shaped like ``spec``'s, dropped at commit."""
+        staging = sql.Identifier(f"incoming_{spec.name}")
         cursor.execute(
-            sql.SQL("CREATE INDEX ON {} ({})").format(
-                temp, sql.SQL(", ").join(map(sql.Identifier, key))
+            sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS TABLE {} LIMIT 0").format(
+                staging, self.identifier(spec.name)
             )
         )
-        cursor.execute(sql.SQL("ANALYZE {}").format(temp))
-
-    def _stage(self, cursor: psycopg.Cursor, spec: Table, frame: pd.DataFrame) -> sql.Identifier:
-        staging = self._temp_table(cursor, f"incoming_{spec.name}", spec.name)
-        copy_frame(cursor, staging, frame, spec.column_names)
-        self._key_and_analyse(cursor, staging, spec.primary_key)
         return staging
 
     def _upsert(self, cursor: psycopg.Cursor, spec: Table, frame: pd.DataFrame) -> WriteSummary:
-        staging = self._stage(cursor, spec, frame)
+        staging = self._staging_table(cursor, spec)
+        self._copy(cursor, staging, spec, frame)
         columns = sql.SQL(", ").join(map(sql.Identifier, spec.column_names))
         updates = sql.SQL(", ").join(
             sql.SQL("{} = excluded.{}").format(sql.Identifier(c), sql.Identifier(c))
@@ -258,13 +243,15 @@ class Warehouse:
         (its ``fetched_at`` too); entries of the window the source no longer returns are kept
         and marked ``removed_at``.
 
-        Entries not stored yet (all of them in a backfill) are copied straight into the
-        table; only those already stored go through a staging table and a set-based merge.
-        The ids of everything seen are kept aside to find what the source no longer has."""
+        The ids stored in the window are read once. Entries not among them (all of them in a
+        backfill) are copied straight into the table, as a bare COPY would; only stored
+        ones go through a staging table and one set-based merge at the end."""
+        (key,) = spec.primary_key
         target = self.identifier(spec.name)
-        staging = self._temp_table(cursor, f"incoming_{spec.name}", spec.name)
-        seen = self._temp_table(cursor, f"seen_{spec.name}", spec.name, spec.primary_key)
+        staging = self._staging_table(cursor, spec)
+        unseen = self._window_ids(cursor, spec, window)
         rows = copied = 0
+        repeats = False  # may the staging table hold an entry twice?
         for whole in chunks:
             _check_columns(spec, whole)
             if window is not None:
@@ -272,16 +259,17 @@ class Warehouse:
             for start in range(0, len(whole), MERGE_CHUNK_ROWS):
                 chunk = whole.iloc[start : start + MERGE_CHUNK_ROWS]
                 rows += len(chunk)
-                copy_frame(cursor, seen, chunk, spec.primary_key)
-                cursor.execute(
-                    sql.SQL("SELECT entry_id FROM {} WHERE entry_id = ANY(%s)").format(target),
-                    (list(chunk["entry_id"]),),
-                )
-                stored = chunk["entry_id"].isin([entry_id for (entry_id,) in cursor.fetchall()])
-                copied += copy_frame(cursor, target, chunk[~stored], spec.column_names)
-                copy_frame(cursor, staging, chunk[stored], spec.column_names)
-        self._key_and_analyse(cursor, staging, spec.primary_key)
-        self._key_and_analyse(cursor, seen, spec.primary_key)
+                ids = chunk[key]
+                # Stored and not met yet in this stream; an entry met again (or met twice in
+                # this chunk) conflicts with its first copy and is staged by _copy_new.
+                stored = np.fromiter((i in unseen for i in ids), bool, len(ids))
+                twice = ids.duplicated(keep=False).to_numpy()
+                repeats |= bool(twice.any())
+                unseen.difference_update(ids)
+                self._copy(cursor, staging, spec, chunk[stored | twice])
+                new, moved = self._copy_new(cursor, spec, staging, chunk[~(stored | twice)])
+                copied += new
+                repeats |= moved > 0
 
         columns = sql.SQL(", ").join(map(sql.Identifier, spec.column_names))
         updates = sql.SQL(", ").join(
@@ -289,34 +277,46 @@ class Warehouse:
             for c in spec.column_names
             if c not in spec.primary_key and c != "removed_at"
         )
-        # DISTINCT ON: an entry met twice in one stream (a page boundary moved under the
-        # paging) is merged once, newest version first.
+        # An entry met twice in one stream (a page boundary moved under the paging) is
+        # merged once, newest version first. Sorting the whole staging table for that costs
+        # more than the merge itself, so it is done only when a repeat is possible.
+        incoming = sql.SQL("SELECT {columns} FROM {staging}").format(
+            columns=columns, staging=staging
+        )
+        if repeats:
+            incoming = sql.SQL(
+                "SELECT DISTINCT ON ({key}) {columns} FROM {staging}"
+                " ORDER BY {key}, updated_at DESC NULLS LAST"
+            ).format(key=sql.Identifier(key), columns=columns, staging=staging)
         cursor.execute(
             sql.SQL(
-                "INSERT INTO {target} AS stored ({columns})"
-                " SELECT DISTINCT ON (entry_id) {columns} FROM {staging}"
-                " ORDER BY entry_id, updated_at DESC NULLS LAST"
-                " ON CONFLICT (entry_id) DO UPDATE SET {updates}, removed_at = NULL"
+                "INSERT INTO {target} AS stored ({columns}) {incoming}"
+                " ON CONFLICT ({key}) DO UPDATE SET {updates}, removed_at = NULL"
                 " WHERE (stored.updated_at IS NULL OR excluded.updated_at IS NULL"
                 "        OR excluded.updated_at >= stored.updated_at)"
                 "   AND (stored.raw_payload IS DISTINCT FROM excluded.raw_payload"
                 "        OR stored.belongs_to_date <> excluded.belongs_to_date"
                 "        OR stored.removed_at IS NOT NULL)"
                 " RETURNING (xmax = 0)"
-            ).format(target=target, columns=columns, staging=staging, updates=updates)
+            ).format(
+                target=target,
+                columns=columns,
+                incoming=incoming,
+                key=sql.Identifier(key),
+                updates=updates,
+            )
         )
         outcomes = [new for (new,) in cursor.fetchall()]
         inserted = copied + sum(outcomes)
         updated = len(outcomes) - sum(outcomes)
         marked = 0
-        if window is not None:
+        if unseen:
             cursor.execute(
                 sql.SQL(
-                    "UPDATE {target} AS stored SET removed_at = %(now)s"
-                    " WHERE {window} AND stored.removed_at IS NULL AND NOT EXISTS"
-                    " (SELECT 1 FROM {seen} s WHERE s.entry_id = stored.entry_id)"
-                ).format(target=target, window=self._window_condition(spec, window), seen=seen),
-                {"now": datetime.now(UTC)},
+                    "UPDATE {target} SET removed_at = %(now)s"
+                    " WHERE {key} = ANY(%(ids)s) AND removed_at IS NULL"
+                ).format(target=target, key=sql.Identifier(key)),
+                {"now": datetime.now(UTC), "ids": sorted(unseen)},
             )
             marked = cursor.rowcount
         return WriteSummary(
@@ -328,6 +328,46 @@ class Warehouse:
             unchanged=rows - inserted - updated,
             marked_removed=marked,
         )
+
+    def _window_ids(
+        self, cursor: psycopg.Cursor, spec: Table, window: DateWindow | None
+    ) -> set[str]:
+        """Ids stored in the window (marked removed or not)."""
+        if window is None:
+            return set()
+        (key,) = spec.primary_key
+        cursor.execute(
+            sql.SQL("SELECT {} FROM {} WHERE {}").format(
+                sql.Identifier(key),
+                self.identifier(spec.name),
+                self._window_condition(spec, window),
+            )
+        )
+        return {entry_id for (entry_id,) in cursor}
+
+    def _copy_new(
+        self, cursor: psycopg.Cursor, spec: Table, staging: sql.Identifier, chunk: pd.DataFrame
+    ) -> tuple[int, int]:
+        """Copies entries not stored in the window straight into the table. One stored
+        under another work date (it moved), or met earlier in the stream, makes the COPY
+        fail; the chunk is then split by a lookup and the stored ones are staged.
+        Returns the rows copied and staged."""
+        (key,) = spec.primary_key
+        target = self.identifier(spec.name)
+        try:
+            with cursor.connection.transaction():
+                return self._copy(cursor, target, spec, chunk), 0
+        except psycopg.errors.UniqueViolation:
+            pass
+        cursor.execute(
+            sql.SQL("SELECT {key} FROM {target} WHERE {key} = ANY(%s)").format(
+                key=sql.Identifier(key), target=target
+            ),
+            (list(chunk[key]),),
+        )
+        stored = chunk[key].isin([i for (i,) in cursor.fetchall()])
+        staged = self._copy(cursor, staging, spec, chunk[stored])
+        return self._copy(cursor, target, spec, chunk[~stored]), staged
 
 
 def _check_columns(spec: Table, frame: pd.DataFrame) -> None:

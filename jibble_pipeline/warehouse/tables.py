@@ -32,6 +32,11 @@ class Table:
         return list(self.columns)
 
     @property
+    def column_types(self) -> list[str]:
+        """The Postgres type of each column (its definition without constraints)."""
+        return [definition.removesuffix(" NOT NULL") for definition in self.columns.values()]
+
+    @property
     def read_columns(self) -> list[str]:
         return [c for c in self.columns if c not in self.unread]
 
