@@ -1,7 +1,9 @@
 """Raw time entries, one daily partition per work date (``belongsToDate``)."""
 
+import gc
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
@@ -12,11 +14,36 @@ from jibble_pipeline.automation.partitions import daily_partitions
 from jibble_pipeline.jibble.client import ClientStats
 from jibble_pipeline.jibble.frames import entries_frame, quarantine_frame
 from jibble_pipeline.jibble.models import Rejected, TimeEntry, parse_payloads
+from jibble_pipeline.jibble.read_ahead import read_ahead
 from jibble_pipeline.jibble.resource import JibbleResource
 from jibble_pipeline.warehouse.io_manager import FrameStream
 
 GROUP = "time_tracking"
 BATCH_PAYLOADS = 5_000  # payloads validated and written together while the fetch goes on
+
+
+def payload_batches(pages: Iterable[list[dict]]) -> Iterator[list[dict]]:
+    """Pages joined into batches of about ``BATCH_PAYLOADS`` (fewer, larger writes)."""
+    batch: list[dict] = []
+    for page in pages:
+        batch.extend(page)
+        if len(batch) >= BATCH_PAYLOADS:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+@contextmanager
+def objects_so_far_frozen() -> Iterator[None]:
+    """Keeps Python's full garbage collections, which a stream of millions of payloads
+    triggers again and again, from walking every object the process already had (Dagster's
+    and the run's): about a sixth of a backfill's time otherwise."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def window_dates(context: dg.AssetExecutionContext) -> tuple[date, date]:
@@ -72,11 +99,12 @@ def fetch_time_entries(
     it is read (one transaction), and quarantine what fails validation."""
     first, last = window_dates(context)
     stream = EntryStream(first, last, datetime.now(UTC))
-    with jibble.get_client(context.log) as client:
-        pages = client.time_entry_pages(first, last)
-        # The IO manager consumes the stream when this output is yielded, client still open.
+    with jibble.get_client(context.log) as client, objects_so_far_frozen():
+        # Pages are read a batch or two ahead while the previous batch is validated and
+        # written; the IO manager consumes the stream when this output is yielded.
+        batches = read_ahead(payload_batches(client.time_entry_pages(first, last)), depth=2)
         yield dg.Output(
-            FrameStream(stream.frames(pages), lambda: stream.metadata(client.stats)),
+            FrameStream(map(stream.frame, batches), lambda: stream.metadata(client.stats)),
             "raw_time_entries",
             metadata={"work_dates": f"{first}..{last}"},
         )
@@ -102,18 +130,8 @@ class EntryStream:
         self.first_time: pd.Timestamp | None = None
         self.last_time: pd.Timestamp | None = None
 
-    def frames(self, pages: Iterable[list[dict]]) -> Iterator[pd.DataFrame]:
-        """A frame per batch of about ``BATCH_PAYLOADS`` (a few pages: fewer round trips)."""
-        batch: list[dict] = []
-        for page in pages:
-            batch.extend(page)
-            if len(batch) >= BATCH_PAYLOADS:
-                yield self._frame(batch)
-                batch = []
-        if batch:
-            yield self._frame(batch)
-
-    def _frame(self, payloads: list[dict]) -> pd.DataFrame:
+    def frame(self, payloads: list[dict]) -> pd.DataFrame:
+        """The warehouse frame of a batch of payloads; its rejects are kept aside."""
         parsed, rejected = parse_payloads(TimeEntry, payloads)
         entries, outside = split_by_window(parsed, self.first, self.last)
         self.rejected += [*rejected, *outside]

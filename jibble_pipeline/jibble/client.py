@@ -22,6 +22,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+import orjson
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_random_exponential
 
 from jibble_pipeline.jibble.odata import all_of, at_or_after, before, between_dates
@@ -216,8 +217,8 @@ class JibbleClient:
         def attempt() -> dict:
             response = self._send_authorised(url, params, path)
             try:
-                body = response.json()
-            except ValueError as exc:
+                body = orjson.loads(response.content)  # pages of entries: the bulk of a run
+            except orjson.JSONDecodeError as exc:
                 raise _Transient(f"GET {path}: the answer is not JSON") from exc
             if not isinstance(body, dict):
                 raise JibbleError(f"GET {path}: the answer is not a JSON object")

@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 
+import orjson
 import pandas as pd
 
 from jibble_pipeline.jibble.models import Activity, Group, Person, Rejected, TimeEntry
@@ -30,7 +31,11 @@ TIMESTAMP_COLUMNS = {
 
 
 def payload_json(payload: dict) -> str:
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=str)
+    """A payload as compact JSON text (orjson: the raw payload of every entry is written)."""
+    try:
+        return orjson.dumps(payload, default=str).decode()
+    except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits, which json handles
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
@@ -95,33 +100,35 @@ def activities_frame(activities: Sequence[Activity], synced_at: datetime) -> pd.
 
 
 def entries_frame(entries: Sequence[TimeEntry], fetched_at: datetime) -> pd.DataFrame:
-    """One row per entry; the local wall time is derived from the UTC instant and offset."""
-    rows = [
-        {
-            "entry_id": e.id,
-            "person_id": e.person_id,
-            "type": e.type,
-            "time_utc": e.time,
-            "offset_minutes": e.offset_minutes,
-            "belongs_to_date": e.belongs_to_date,
-            "activity_id": e.activity_id,
-            "project_id": e.project_id,
-            "break_id": e.break_id,
-            "client_type": e.client_type,
-            "status": e.status,
-            "note": e.note,
-            "created_at": e.created_at,
-            "updated_at": e.updated_at,
-            "raw_payload": payload_json(e.raw),
-            "fetched_at": fetched_at,
-            "removed_at": None,
-        }
-        for e in entries
-    ]
-    frame = _frame(rows, ENTRY_COLUMNS)
+    """One row per entry; the local wall time is derived from the UTC instant and offset.
+
+    Built column by column (no row dicts, no dtype inference): it runs for every entry."""
+    columns = {
+        "entry_id": [e.id for e in entries],
+        "person_id": [e.person_id for e in entries],
+        "type": [e.type for e in entries],
+        "time_utc": [e.time for e in entries],
+        "local_time": None,
+        "offset_minutes": [e.offset_minutes for e in entries],
+        "belongs_to_date": [e.belongs_to_date for e in entries],
+        "activity_id": [e.activity_id for e in entries],
+        "project_id": [e.project_id for e in entries],
+        "break_id": [e.break_id for e in entries],
+        "client_type": [e.client_type for e in entries],
+        "status": [e.status for e in entries],
+        "note": [e.note for e in entries],
+        "created_at": [e.created_at for e in entries],
+        "updated_at": [e.updated_at for e in entries],
+        "raw_payload": [payload_json(e.raw) for e in entries],
+        "fetched_at": fetched_at,
+        "removed_at": None,
+    }
+    frame = pd.DataFrame(columns, index=pd.RangeIndex(len(entries)), dtype=object)
+    for column in TIMESTAMP_COLUMNS.intersection(ENTRY_COLUMNS):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    frame["offset_minutes"] = frame["offset_minutes"].astype("Int64")
     offsets = pd.to_timedelta(frame["offset_minutes"].fillna(0).astype("int64"), unit="m")
     frame["local_time"] = (frame["time_utc"] + offsets).dt.tz_localize(None)
-    frame["offset_minutes"] = frame["offset_minutes"].astype("Int64")
     return frame
 
 

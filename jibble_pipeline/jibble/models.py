@@ -8,19 +8,30 @@ instead of failing the whole batch.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SkipValidation,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 _OFFSET = re.compile(
     r"^(?P<sign>-)?PT(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?$"
 )
 
 
+@functools.lru_cache(maxsize=1024)  # a few distinct offsets, millions of entries
 def parse_offset_minutes(text: str) -> int:
     """Minutes east of UTC from an ISO 8601 duration (``PT8H``, ``-PT5H``, ``PT5H30M``, ``PT0S``).
 
@@ -37,29 +48,27 @@ def parse_offset_minutes(text: str) -> int:
     return -minutes if match["sign"] else minutes
 
 
-def _aware(value: datetime) -> datetime:
-    """Jibble's instants are UTC; one sent without a zone is read as UTC."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
 class JibblePayload(BaseModel):
     """Base: unknown fields are accepted and kept only in ``raw`` (Jibble adds fields over
     time; holding them twice would double the memory of a large fetch)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
-    raw: dict[str, Any] = Field(default_factory=dict, exclude=True)
+    # The payload as received: kept as it is, not validated (nor copied) field by field.
+    raw: SkipValidation[dict[str, Any]] = Field(default_factory=dict, exclude=True)
     id: str = Field(min_length=1)
     status: str | None = None
     created_at: datetime | None = Field(None, alias="createdAt")
     updated_at: datetime | None = Field(None, alias="updatedAt")
 
-    @field_validator("created_at", "updated_at", check_fields=False)
-    @classmethod
-    def _instants_are_aware(cls, value: datetime | None) -> datetime | None:
-        return None if value is None else _aware(value)
+    @model_validator(mode="after")
+    def _instants_are_utc(self) -> Self:
+        """Jibble's instants are UTC; one sent without a zone is read as UTC. (One check
+        per payload, not a validator per field: this runs for millions of entries.)"""
+        for name, value in self.__dict__.items():
+            if isinstance(value, datetime) and value.utcoffset() is None:
+                object.__setattr__(self, name, value.replace(tzinfo=UTC))  # frozen model
+        return self
 
 
 class Person(JibblePayload):
@@ -99,11 +108,6 @@ class TimeEntry(JibblePayload):
     break_id: str | None = Field(None, validation_alias=AliasChoices("breakId", "break_id"))
     client_type: str | None = Field(None, alias="clientType")
     note: str | None = None
-
-    @field_validator("time")
-    @classmethod
-    def _time_is_aware(cls, value: datetime) -> datetime:
-        return _aware(value)
 
     @field_validator("offset")
     @classmethod
