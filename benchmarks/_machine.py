@@ -6,6 +6,7 @@ import os
 import platform
 import resource
 import sys
+from pathlib import Path
 
 
 def describe_machine() -> str:
@@ -30,3 +31,9 @@ def current_rss_mib() -> float:
     with open("/proc/self/statm") as statm:
         resident_pages = int(statm.read().split()[1])
     return resident_pages * os.sysconf("SC_PAGE_SIZE") / 1024 / 1024
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds another process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

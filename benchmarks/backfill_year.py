@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 import time
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
@@ -35,7 +34,12 @@ from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._machine import current_rss_mib, describe_machine, peak_rss_mib  # noqa: E402
+from benchmarks._machine import (  # noqa: E402
+    current_rss_mib,
+    describe_machine,
+    peak_rss_mib,
+    process_cpu_seconds,
+)
 from benchmarks._support import (  # noqa: E402
     Stopwatch,
     add_database_argument,
@@ -54,34 +58,6 @@ from jibble_pipeline.warehouse.resource import WarehouseResource  # noqa: E402
 TARGET_SECONDS = 600
 TARGET_RSS_MIB = 1024
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-
-class RssSampler:
-    """Samples this process's RSS every ``interval`` seconds: the peak and when it came."""
-
-    def __init__(self, interval: float = 0.25):
-        self.interval = interval
-        self.samples: list[tuple[float, float]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        started = time.perf_counter()
-        while not self._stop.is_set():
-            self.samples.append((time.perf_counter() - started, current_rss_mib()))
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def at(self, seconds: float) -> float:
-        """The highest RSS sampled up to ``seconds`` into the run."""
-        return max((rss for t, rss in self.samples if t <= seconds), default=0.0)
 
 
 def step_phases(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
@@ -162,7 +138,8 @@ def main() -> None:
             f"(generated in {warm.seconds:.1f} s); backfilling in one run...",
             flush=True,
         )
-        with RssSampler() as sampler, Stopwatch() as run:
+        cpu_before = time.process_time(), process_cpu_seconds(simulator.pid)
+        with Stopwatch() as run:
             result = dg.materialize(
                 [fetch_time_entries],
                 instance=instance,
@@ -171,6 +148,10 @@ def main() -> None:
                 run_config=QUIET,
                 raise_on_error=False,
             )
+        cpu = (
+            time.process_time() - cpu_before[0],
+            process_cpu_seconds(simulator.pid) - cpu_before[1],
+        )
         peak = peak_rss_mib()
         stored = count_rows(url, schema, "raw_time_entries")
         quarantined = count_rows(url, schema, "quarantined_entries")
@@ -181,7 +162,6 @@ def main() -> None:
                 metadata = {k: v.value for k, v in materialization.metadata.items()}
 
     start_step = phases.get("STEP_START", 0.0)
-    computed = phases.get("STEP_OUTPUT:raw_time_entries")
     written = phases.get("HANDLED_OUTPUT:raw_time_entries")
     print()
     print(f"machine: {describe_machine()}")
@@ -201,16 +181,17 @@ def main() -> None:
         if key in metadata:
             print(f"  {key}: {metadata[key]:,}")
     print(f"wall time of the run: {run.seconds:8.1f} s = {expected / run.seconds:,.0f} entries/s")
-    if computed is not None:
+    if written is not None:
         print(f"  run start -> step start:                     {start_step:8.1f} s")
-        print(f"  fetch + validate + frame (step -> output):   {computed - start_step:8.1f} s")
-        if written is not None:
-            print(f"  IO manager write of raw_time_entries:        {written - computed:8.1f} s")
-            print(f"  quarantine + end of run:                     {run.seconds - written:8.1f} s")
+        print(f"  step start -> raw entries fetched and written: {written - start_step:6.1f} s")
+        print(f"  quarantine + end of run:                     {run.seconds - written:8.1f} s")
+    print(
+        f"CPU during the run: this process (the run) {cpu[0]:.1f} s, simulator {cpu[1]:.1f} s "
+        f"(2 cores are shared with PostgreSQL)"
+    )
     print(
         f"memory (RSS of this process, which does the run): {rss_before:,.0f} MiB before, "
         f"{peak:,.0f} MiB at peak"
-        + (f" (by the end of the fetch: {sampler.at(computed):,.0f} MiB)" if computed else "")
     )
     minutes_ok = run.seconds <= TARGET_SECONDS
     memory_ok = peak <= TARGET_RSS_MIB

@@ -100,11 +100,11 @@ def fetch_time_entries(
     first, last = window_dates(context)
     stream = EntryStream(first, last, datetime.now(UTC))
     with jibble.get_client(context.log) as client, objects_so_far_frozen():
-        # Pages are read a batch or two ahead while the previous batch is validated and
-        # written; the IO manager consumes the stream when this output is yielded.
-        batches = read_ahead(payload_batches(client.time_entry_pages(first, last)), depth=2)
+        # Three stages at once: a thread reads pages, another validates and frames them,
+        # and this one (the IO manager, when the output is yielded) writes the frames.
+        frames = read_ahead(stream.frames(client.time_entry_pages(first, last)), depth=2)
         yield dg.Output(
-            FrameStream(map(stream.frame, batches), lambda: stream.metadata(client.stats)),
+            FrameStream(frames, lambda: stream.metadata(client.stats)),
             "raw_time_entries",
             metadata={"work_dates": f"{first}..{last}"},
         )
@@ -129,6 +129,15 @@ class EntryStream:
         self.per_status: Counter[str] = Counter()
         self.first_time: pd.Timestamp | None = None
         self.last_time: pd.Timestamp | None = None
+
+    def frames(self, pages: Iterator[list[dict]]) -> Iterator[pd.DataFrame]:
+        """A frame per batch of pages, the pages read a batch or two ahead."""
+        batches = read_ahead(payload_batches(pages), depth=2)
+        try:
+            for batch in batches:
+                yield self.frame(batch)
+        finally:
+            batches.close()  # stops the page reader when the writer stops early
 
     def frame(self, payloads: list[dict]) -> pd.DataFrame:
         """The warehouse frame of a batch of payloads; its rejects are kept aside."""

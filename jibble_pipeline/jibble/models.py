@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, ClassVar, Literal, Self, TypeVar
 
 from pydantic import (
     AliasChoices,
@@ -56,18 +56,32 @@ class JibblePayload(BaseModel):
 
     # The payload as received: kept as it is, not validated (nor copied) field by field.
     raw: SkipValidation[dict[str, Any]] = Field(default_factory=dict, exclude=True)
+    _instant_fields: ClassVar[tuple[str, ...]] = ()  # the datetime fields, set per class
     id: str = Field(min_length=1)
     status: str | None = None
     created_at: datetime | None = Field(None, alias="createdAt")
     updated_at: datetime | None = Field(None, alias="updatedAt")
 
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        cls._instant_fields = tuple(
+            name
+            for name, field in cls.model_fields.items()
+            if field.annotation in (datetime, datetime | None)
+        )
+
     @model_validator(mode="after")
     def _instants_are_utc(self) -> Self:
-        """Jibble's instants are UTC; one sent without a zone is read as UTC. (One check
-        per payload, not a validator per field: this runs for millions of entries.)"""
-        for name, value in self.__dict__.items():
-            if isinstance(value, datetime) and value.utcoffset() is None:
-                object.__setattr__(self, name, value.replace(tzinfo=UTC))  # frozen model
+        """Jibble's instants are UTC: one sent without a zone is read as UTC, one with an
+        offset is converted. Done once per payload, not by a validator per field (this runs
+        for millions of entries), and with the standard library's UTC, which pandas turns
+        into timestamps several times faster than pydantic's own zone objects."""
+        fields = self.__dict__  # the model is frozen; its fields are set here, once
+        for name in self._instant_fields:
+            value = fields[name]
+            if value is not None:
+                fields[name] = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
         return self
 
 
