@@ -9,7 +9,6 @@ survive: 429s, 5xx answers, dropped connections and stalled answers.
 from __future__ import annotations
 
 import contextlib
-import json
 import random
 import secrets
 import socket
@@ -23,6 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
+
+import orjson
 
 from jibble_pipeline.simulator.odata import ODataError, ODataQuery
 from jibble_pipeline.simulator.organisation import ENTITY_FIELDS, SyntheticOrganisation
@@ -455,7 +456,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_json(
         self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> None:
-        data = json.dumps(body, separators=(",", ":")).encode("utf-8")
+        data = orjson.dumps(body)  # compact UTF-8 JSON; pages of entries are most of it
         self.send_response(status)
         self.send_header("Content-Type", _JSON)
         self.send_header("Content-Length", str(len(data)))

@@ -267,9 +267,9 @@ class Warehouse:
                 repeats |= bool(twice.any())
                 unseen.difference_update(ids)
                 self._copy(cursor, staging, spec, chunk[stored | twice])
-                new, moved = self._copy_new(cursor, spec, staging, chunk[~(stored | twice)])
+                new, staged = self._copy_new(cursor, spec, staging, chunk[~(stored | twice)])
                 copied += new
-                repeats |= moved > 0
+                repeats |= staged > 0
 
         columns = sql.SQL(", ").join(map(sql.Identifier, spec.column_names))
         updates = sql.SQL(", ").join(
