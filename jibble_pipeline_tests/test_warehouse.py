@@ -213,3 +213,21 @@ def test_an_entry_met_twice_in_one_stream_is_stored_once_newest_version(warehous
     stored = warehouse.read("raw_time_entries", WEEK).set_index("entry_id")
     assert sorted(stored.index) == ["e1", "e2", "e3"]
     assert stored.loc["e1", "note"] == "edited"
+
+
+def test_a_failed_stream_write_keeps_nothing_and_closes_the_stream(warehouse):
+    fetched = datetime(2025, 1, 10, tzinfo=UTC)
+    closed = []
+
+    def chunks():
+        try:
+            yield raw_frame([payload("e1", "2025-01-06")], fetched)
+            yield raw_frame([payload("e2", "2025-02-01")], fetched)  # outside the window
+            yield raw_frame([payload("e3", "2025-01-07")], fetched)
+        finally:
+            closed.append(True)
+
+    with pytest.raises(ValueError, match="outside"):
+        warehouse.write_chunks("raw_time_entries", chunks(), WEEK)
+    assert closed == [True]  # the producer (pages read ahead) is told to stop at once
+    assert warehouse.read("raw_time_entries", WEEK).empty  # e1 was rolled back

@@ -161,11 +161,12 @@ class Warehouse:
         self, name: str, chunks: Iterable[pd.DataFrame], window: DateWindow | None = None
     ) -> WriteSummary:
         """Merges a stream of frames (raw entries page by page) in one transaction, holding
-        one chunk in memory at a time. If the stream fails, nothing of it is written."""
+        one chunk in memory at a time. If the stream or the write fails, nothing of it is
+        written, and a stream that can be closed (a generator) is closed at once."""
         spec = table(name)
         if spec.write != "merge":
             raise ValueError(f"{name} is written whole ({spec.write}), not as a stream")
-        with self.connection() as conn, conn.cursor() as cursor:
+        with closing_if_possible(chunks), self.connection() as conn, conn.cursor() as cursor:
             cursor.execute(
                 "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{self.schema}.{spec.name}",)
             )
@@ -368,6 +369,18 @@ class Warehouse:
         stored = chunk[key].isin([i for (i,) in cursor.fetchall()])
         staged = self._copy(cursor, staging, spec, chunk[stored])
         return self._copy(cursor, target, spec, chunk[~stored]), staged
+
+
+@contextmanager
+def closing_if_possible(stream: object) -> Iterator[None]:
+    """Closes ``stream`` on the way out when it has a ``close`` (threads reading ahead for
+    it stop then, not when it is garbage-collected)."""
+    try:
+        yield
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
 
 
 def _check_columns(spec: Table, frame: pd.DataFrame) -> None:
