@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 
+import pandas as pd
 import pytest
 
+from jibble_pipeline.jibble.frames import entries_frame
 from jibble_pipeline.jibble.models import (
     Group,
     Person,
@@ -52,6 +55,24 @@ def test_an_entry_keeps_its_whole_payload_including_unknown_fields():
     assert entry.time == datetime(2025, 1, 6, 1, 2, 3, tzinfo=UTC)
     assert entry.belongs_to_date == date(2025, 1, 6)
     assert entry.offset_minutes == 480
+
+
+def test_instants_are_utc_whatever_zone_they_were_sent_in():
+    payload = {**ENTRY, "time": "2025-01-06T09:02:03+08:00", "createdAt": "2025-01-06T01:02:04"}
+    (entry,), _ = parse_payloads(TimeEntry, [payload])
+    assert entry.time == datetime(2025, 1, 6, 1, 2, 3, tzinfo=UTC)
+    assert entry.time.tzinfo is UTC and entry.created_at.tzinfo is UTC  # naive: read as UTC
+    assert entry.created_at == datetime(2025, 1, 6, 1, 2, 4, tzinfo=UTC)
+
+
+def test_a_stored_payload_is_exact_json_even_with_integers_beyond_64_bits():
+    payload = {**ENTRY, "legacyId": 2**70, "note": "café ☕"}
+    (entry,), _ = parse_payloads(TimeEntry, [payload])
+    frame = entries_frame([entry], datetime(2025, 1, 7, tzinfo=UTC))
+    assert json.loads(frame.loc[0, "raw_payload"]) == payload
+    assert isinstance(frame["time_utc"].dtype, pd.DatetimeTZDtype)
+    assert str(frame["time_utc"].dt.tz) == "UTC"
+    assert frame.loc[0, "local_time"] == pd.Timestamp("2025-01-06T09:02:03")
 
 
 def test_offset_falls_back_to_local_time():
