@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from jibble_pipeline.jibble.read_ahead import read_ahead
+from jibble_pipeline.streams import read_ahead
 
 
 def test_items_arrive_in_order_and_the_producer_runs_ahead():

@@ -3,7 +3,7 @@
 import gc
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
@@ -14,8 +14,8 @@ from jibble_pipeline.automation.partitions import daily_partitions
 from jibble_pipeline.jibble.client import ClientStats
 from jibble_pipeline.jibble.frames import entries_frame, quarantine_frame
 from jibble_pipeline.jibble.models import Rejected, TimeEntry, parse_payloads
-from jibble_pipeline.jibble.read_ahead import read_ahead
 from jibble_pipeline.jibble.resource import JibbleResource
+from jibble_pipeline.streams import read_ahead
 from jibble_pipeline.warehouse.io_manager import FrameStream
 
 GROUP = "time_tracking"
@@ -132,12 +132,10 @@ class EntryStream:
 
     def frames(self, pages: Iterator[list[dict]]) -> Iterator[pd.DataFrame]:
         """A frame per batch of pages, the pages read a batch or two ahead."""
-        batches = read_ahead(payload_batches(pages), depth=2)
-        try:
+        # Closed on the way out: the page reader stops when the writer stops early.
+        with closing(read_ahead(payload_batches(pages), depth=2)) as batches:
             for batch in batches:
                 yield self.frame(batch)
-        finally:
-            batches.close()  # stops the page reader when the writer stops early
 
     def frame(self, payloads: list[dict]) -> pd.DataFrame:
         """The warehouse frame of a batch of payloads; its rejects are kept aside."""

@@ -20,6 +20,7 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
+from jibble_pipeline.streams import closing_if_possible
 from jibble_pipeline.warehouse.bulk import copy_frame
 from jibble_pipeline.warehouse.connection import connect
 from jibble_pipeline.warehouse.tables import Table, WriteMode, create_statements, table
@@ -369,18 +370,6 @@ class Warehouse:
         stored = chunk[key].isin([i for (i,) in cursor.fetchall()])
         staged = self._copy(cursor, staging, spec, chunk[stored])
         return self._copy(cursor, target, spec, chunk[~stored]), staged
-
-
-@contextmanager
-def closing_if_possible(stream: object) -> Iterator[None]:
-    """Closes ``stream`` on the way out when it has a ``close`` (threads reading ahead for
-    it stop then, not when it is garbage-collected)."""
-    try:
-        yield
-    finally:
-        close = getattr(stream, "close", None)
-        if close is not None:
-            close()
 
 
 def _check_columns(spec: Table, frame: pd.DataFrame) -> None:

@@ -1,4 +1,4 @@
-"""Reading pages ahead in a thread while the previous ones are validated and written.
+"""Streams of pages and frames: read ahead in a thread, closed as soon as they stop.
 
 The API server and the warehouse work while the pipeline's own Python code runs: a
 thread that waits for the next pages (the network wait releases the GIL) overlaps that
@@ -10,11 +10,25 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 Item = TypeVar("Item")
 _DONE = object()
 STOP_WAIT_SECONDS = 5.0
+
+
+@contextmanager
+def closing_if_possible(stream: object) -> Iterator[None]:
+    """Closes ``stream`` on the way out when it has a ``close`` (a generator): its clean-up,
+    such as stopping the threads reading ahead for it, runs then, not whenever it is
+    garbage-collected."""
+    try:
+        yield
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
 
 
 class _Failure:
@@ -42,17 +56,14 @@ def read_ahead(items: Iterator[Item], depth: int = 4) -> Iterator[Item]:
         return False
 
     def produce() -> None:
-        try:
-            for item in items:
-                if not put(item):
-                    return
-        except BaseException as error:  # handed to the consumer, raised there
-            put(_Failure(error))
-            return
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()  # a generator stopped early runs its clean-up now
+        with closing_if_possible(items):
+            try:
+                for item in items:
+                    if not put(item):
+                        return
+            except BaseException as error:  # handed to the consumer, raised there
+                put(_Failure(error))
+                return
         put(_DONE)
 
     producer = threading.Thread(target=produce, name="read-ahead", daemon=True)
