@@ -37,6 +37,10 @@ class Settings:
     db_schema: str
     partitions_start: date
     home: Path
+    concurrency: int = 8
+    max_requests_per_second: float | None = None
+    max_wait_seconds: float = 900.0
+    api_runs: int = 2
 
     @property
     def demo_mode(self) -> bool:
@@ -67,6 +71,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigurationError(
             f"JIBBLE_PARTITIONS_START must be a date like 2025-01-01, got {start_text!r}."
         ) from exc
+    concurrency = _number(env, "JIBBLE_CONCURRENCY", 8, int, minimum=1)
+    rate = _number(env, "JIBBLE_MAX_REQUESTS_PER_SECOND", 0.0, float, minimum=0)
+    max_wait = _number(env, "JIBBLE_MAX_WAIT_SECONDS", 900.0, float, minimum=1)
+    api_runs = _number(env, "JIBBLE_API_RUNS", 2, int, minimum=1)
     database_url = env.get("JIBBLE_DATABASE_URL") or None
     if database_url and not database_url.startswith(("postgresql://", "postgres://")):
         raise ConfigurationError(
@@ -84,4 +92,23 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         db_schema=env.get("JIBBLE_DB_SCHEMA") or "jibble",
         partitions_start=partitions_start,
         home=Path(env.get("JIBBLE_HOME") or DEFAULT_HOME).expanduser(),
+        concurrency=concurrency,
+        max_requests_per_second=rate or None,
+        max_wait_seconds=max_wait,
+        api_runs=api_runs,
     )
+
+
+def _number(env: Mapping[str, str], name: str, default, kind, *, minimum):
+    """A numeric setting, or a one-line error that names it and says what it takes."""
+    text = env.get(name)
+    if not text:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        what = "a whole number" if kind is int else "a number"
+        raise ConfigurationError(f"{name} must be {what} of at least {minimum}, got {text!r}.")
+    return value

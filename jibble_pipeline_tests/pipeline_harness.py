@@ -37,10 +37,18 @@ class Pipeline:
     """The project's assets wired to one simulator and one warehouse schema."""
 
     def __init__(
-        self, simulator: JibbleSimulator, database_url: str, schema: str, **jibble_options
+        self,
+        simulator: JibbleSimulator,
+        database_url: str,
+        schema: str,
+        *,
+        commit_every: int | None = None,
+        **jibble_options,
     ):
-        """``jibble_options``: further JibbleResource settings (timeout, retry limits)."""
+        """``commit_every``: entries per commit of the raw-entry fetch (its config);
+        ``jibble_options``: further JibbleResource settings (timeout, retry limits)."""
         self.simulator = simulator
+        self.commit_every = commit_every
         self.database_url = database_url
         self.schema = schema
         self.instance = dg.DagsterInstance.ephemeral()
@@ -61,9 +69,12 @@ class Pipeline:
     def _run(
         self, selection, tags, now: datetime | None, raise_on_error: bool = True
     ) -> dg.ExecuteInProcessResult:
-        run_config = {}
+        ops: dict[str, dict] = {}
         if now is not None:
-            run_config = {"ops": {"derive_daily_hours": {"config": {"now": now.isoformat()}}}}
+            ops["derive_daily_hours"] = {"config": {"now": now.isoformat()}}
+        if self.commit_every is not None and fetch_time_entries in selection:
+            ops["fetch_time_entries"] = {"config": {"commit_every_entries": self.commit_every}}
+        run_config = {"ops": ops} if ops else {}
         return dg.materialize(
             [*ALL_ASSETS, *CHECKS],
             selection=selection,

@@ -4,6 +4,8 @@ stale mappings."""
 
 from __future__ import annotations
 
+import time
+
 import dagster as dg
 import pytest
 
@@ -16,12 +18,14 @@ from jibble_pipeline.digest.directory import (
     parse_group_ids,
 )
 from jibble_pipeline.digest.resources import ClientDirectoryResource
+from jibble_pipeline.transport import RetryPolicy
 from jibble_pipeline.warehouse.io_manager import PostgresIOManager
 from jibble_pipeline.warehouse.store import Warehouse
 from jibble_pipeline_tests.fake_services import FakeAirtable
 
 API_KEY = "patSECRET0123456789.abcdefabcdef"
 BASE = "appDIRECTORY01"
+FAST = RetryPolicy(initial_wait_seconds=0.01, max_wait_seconds=0.02)
 
 
 def airtable_rows(count: int) -> list[dict]:
@@ -35,9 +39,7 @@ def airtable_rows(count: int) -> list[dict]:
 
 
 def source(server: FakeAirtable, **options) -> AirtableSource:
-    return AirtableSource(
-        API_KEY, BASE, "Clients", api_url=server.url, retry_wait_seconds=0, **options
-    )
+    return AirtableSource(API_KEY, BASE, "Clients", api_url=server.url, retry=FAST, **options)
 
 
 def test_group_ids_in_every_shape():
@@ -98,11 +100,21 @@ def test_rate_limits_are_waited_out():
     assert len(load.clients) == 150 and reader.retries == 2 and reader.pages == 2
 
 
+def test_airtable_is_paced_to_its_limit_of_five_requests_a_second():
+    """The shared HTTP layer paces every Airtable session of the process to Airtable's
+    documented limit per base, however fast the server answers."""
+    with FakeAirtable(API_KEY, BASE, "Clients", airtable_rows(1100)) as server:
+        started = time.monotonic()
+        reader = source(server)
+        load = reader.load()
+        elapsed = time.monotonic() - started
+    assert reader.pages == 11 and len(load.clients) == 1100
+    assert elapsed >= (11 - 1) / 5 * 0.95
+
+
 def test_errors_name_the_setting_never_the_key():
     with FakeAirtable(API_KEY, BASE, "Clients", airtable_rows(3)) as server:
-        wrong_key = AirtableSource(
-            API_KEY + "-revoked", BASE, api_url=server.url, retry_wait_seconds=0
-        )
+        wrong_key = AirtableSource(API_KEY + "-revoked", BASE, api_url=server.url, retry=FAST)
         with pytest.raises(DirectoryError) as refused:
             wrong_key.load()
         with pytest.raises(DirectoryError) as missing:
@@ -157,7 +169,6 @@ def test_the_asset_drops_mappings_the_source_no_longer_has(
                 airtable_api_key=dg.EnvVar("TEST_AIRTABLE_KEY"),
                 airtable_base_id=BASE,
                 airtable_url=server.url,
-                retry_wait_seconds=0,
             ),
             "io_manager": PostgresIOManager(
                 database_url=database_url, schema_name=warehouse_schema

@@ -9,13 +9,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from jibble_pipeline.jibble.client import (
-    JibbleAuthError,
-    JibbleClient,
-    JibbleUnavailableError,
-    RetryPolicy,
-)
+from jibble_pipeline.jibble.client import JibbleAuthError, JibbleClient, JibbleUnavailableError
 from jibble_pipeline.simulator import FaultPlan, JibbleSimulator, SyntheticOrganisation
+from jibble_pipeline.transport import Pacing, RetryPolicy
 
 FIRST, LAST = date(2025, 1, 6), date(2025, 1, 12)
 FAST_RETRIES = RetryPolicy(max_attempts=8, initial_wait_seconds=0.01, max_wait_seconds=0.05)
@@ -34,7 +30,7 @@ def simulator():
         yield running
 
 
-def client_for(simulator: JibbleSimulator, **options) -> JibbleClient:
+def client_for(simulator: JibbleSimulator | str, **options) -> JibbleClient:
     options.setdefault("retry", FAST_RETRIES)
     options.setdefault("page_size", 50)
     return JibbleClient(
@@ -51,6 +47,11 @@ def expected_ids(simulator: JibbleSimulator, first: date = FIRST, last: date = L
     return sorted(e["id"] for e in simulator.organisation.time_entries_for_dates(first, last))
 
 
+def pages_needed(entries: int, cap: int) -> int:
+    """A first page of ``cap`` rows, then windows of ``cap`` rows that re-read one row each."""
+    return 1 if entries <= cap else 1 + -(-(entries - cap) // (cap - 1))
+
+
 def test_pages_past_a_silent_cap_below_top(simulator):
     """The server caps pages at 7 while the client asks for 50 and sends no nextLink."""
     with client_for(simulator) as client:
@@ -59,8 +60,32 @@ def test_pages_past_a_silent_cap_below_top(simulator):
     assert len(ids) == len(set(ids))
     assert sorted(ids) == expected_ids(simulator)
     assert len(ids) > 100
-    assert client.stats.pages == -(-len(ids) // 7)
-    assert client.stats.rows == len(ids)
+    org = simulator.organisation
+    per_date = [len(org.time_entries_for_dates(d, d)) for d in client_dates(FIRST, LAST)]
+    assert client.stats.pages == sum(pages_needed(n, 7) for n in per_date)
+    assert client.stats.rows == len(ids) + client.stats.pages - len(per_date)  # the re-reads
+
+
+def client_dates(first: date, last: date) -> list[date]:
+    return [date.fromordinal(n) for n in range(first.toordinal(), last.toordinal() + 1)]
+
+
+def test_dates_arrive_whole_and_in_order_while_many_pages_are_in_flight():
+    """With 0.1 s per request, 8 concurrent requests read a week in about an eighth of the
+    time one at a time would take, and each date comes whole, in the order asked."""
+    faults = FaultPlan(latency_seconds=0.1)
+    with JibbleSimulator(organisation(), page_cap=7, faults=faults) as simulator:
+        days = client_dates(FIRST, LAST)
+        with client_for(simulator, pacing=Pacing(concurrency=8)) as client:
+            started = time.monotonic()
+            read = list(client.time_entries_by_date(reversed(days)))
+            elapsed = time.monotonic() - started
+            requests = client.stats.requests
+        assert [day for day, _ in read] == list(reversed(days))
+        for day, rows in read:
+            assert sorted(r["id"] for r in rows) == expected_ids(simulator, day, day)
+        assert requests > 40
+        assert elapsed < requests * 0.1 / 3  # one at a time: requests x 0.1 s
 
 
 def test_payloads_arrive_whole(simulator):
@@ -140,7 +165,7 @@ def test_server_errors_drops_and_stalls_are_retried():
         assert client.stats.retries >= stats.server_errors + stats.dropped
 
 
-def test_an_exhausted_retry_budget_fails_clearly():
+def test_an_unavailable_api_fails_clearly_per_request_and_per_session():
     faults = FaultPlan(error_rate_5xx=1.0)
     with JibbleSimulator(organisation(), faults=faults) as simulator:
         policy = RetryPolicy(max_attempts=4, initial_wait_seconds=0.01, max_wait_seconds=0.02)
@@ -153,13 +178,69 @@ def test_an_exhausted_retry_budget_fails_clearly():
             client.groups()
         assert simulator.stats.server_errors == 4
 
-        budget = RetryPolicy(max_attempts=50, retry_budget=5, initial_wait_seconds=0.01)
+        # Many requests at once, each with attempts to spare: the session stops when the
+        # API has failed 10 times in a row, wherever those faults came from.
+        down = RetryPolicy(max_attempts=50, max_consecutive_faults=10, initial_wait_seconds=0.01)
+        simulator.reset_stats()
         with (
-            client_for(simulator, retry=budget) as client,
-            pytest.raises(JibbleUnavailableError, match="retry budget of 5 retries is spent"),
+            client_for(simulator, retry=down, pacing=Pacing(concurrency=4)) as client,
+            pytest.raises(JibbleUnavailableError, match="10 requests in a row failed"),
         ):
-            client.people()
-        assert client.stats.retries == 5
+            client.time_entries(FIRST, LAST)
+        assert 10 <= simulator.stats.server_errors < 20
+
+
+def test_a_steady_fault_rate_never_adds_up_to_a_failure():
+    """30 % of requests fail, over many more requests than any fixed budget would allow."""
+    faults = FaultPlan(error_rate_5xx=0.3, seed=8)
+    with JibbleSimulator(organisation(), page_cap=3, faults=faults) as simulator:
+        with client_for(simulator, pacing=Pacing(concurrency=4)) as client:
+            entries = client.time_entries(FIRST, LAST)
+        assert sorted(e["id"] for e in entries) == expected_ids(simulator)
+        assert simulator.stats.server_errors > 50
+        assert client.stats.faults == simulator.stats.server_errors
+
+
+def test_a_429_storm_is_flow_control_not_a_fault():
+    """A server limiting to 10 requests/s, an unpaced client with 8 requests in flight:
+    many 429s, none counted as a fault, every entry read, the limit kept on average."""
+    faults = FaultPlan(rate_limit_per_second=10, rate_limit_burst=2)
+    strict = RetryPolicy(max_attempts=1, max_consecutive_faults=1, initial_wait_seconds=0.01)
+    with JibbleSimulator(organisation(), page_cap=20, faults=faults) as simulator:
+        started = time.monotonic()
+        with client_for(simulator, retry=strict, pacing=Pacing(concurrency=8)) as client:
+            entries = client.time_entries(FIRST, LAST)
+        elapsed = time.monotonic() - started
+        assert sorted(e["id"] for e in entries) == expected_ids(simulator)
+        assert client.stats.rate_limited == simulator.stats.rate_limited > 0
+        assert client.stats.faults == 0
+        assert simulator.stats.pages / elapsed <= 10 * 1.2
+
+
+def test_pacing_at_a_known_limit_meets_no_429():
+    faults = FaultPlan(rate_limit_per_second=10, rate_limit_burst=2)
+    pacing = Pacing(max_requests_per_second=9, concurrency=8)
+    with JibbleSimulator(organisation(), page_cap=40, faults=faults) as simulator:
+        started = time.monotonic()
+        with client_for(simulator, pacing=pacing) as client:
+            client.time_entries(FIRST, LAST)
+        elapsed = time.monotonic() - started
+        assert simulator.stats.rate_limited == 0
+        assert simulator.stats.requests / elapsed <= 9 * 1.1
+        assert simulator.stats.requests / elapsed >= 9 * 0.7
+
+
+def test_a_request_that_never_gets_through_gives_up_after_its_patience():
+    faults = FaultPlan(every_nth_429=1, retry_after_seconds=0.2)
+    with JibbleSimulator(organisation(), faults=faults) as simulator:
+        patience = RetryPolicy(patience_seconds=1.0)
+        started = time.monotonic()
+        with (
+            client_for(simulator, retry=patience) as client,
+            pytest.raises(JibbleUnavailableError, match="did not get through in 1 s"),
+        ):
+            client.groups()
+        assert time.monotonic() - started < 3
 
 
 def test_wrong_credentials_name_the_settings_and_never_the_secret(simulator, caplog):

@@ -11,7 +11,9 @@ import dagster as dg
 import psycopg
 from psycopg import sql
 
+from jibble_pipeline.automation.partitions import daily_partitions
 from jibble_pipeline.simulator import FaultPlan, JibbleSimulator, SyntheticOrganisation
+from jibble_pipeline.warehouse.store import Warehouse
 from jibble_pipeline_tests.blocking import hold_row, wait_for, waiters
 from jibble_pipeline_tests.pipeline_harness import Pipeline
 from jibble_pipeline_tests.warehouse_state import assert_same_warehouse, warehouse_rows
@@ -61,17 +63,14 @@ def test_a_backfill_through_every_fault_at_once_equals_a_clean_run(
         stall_rate=0.08, stall_seconds=2, token_lifetime_seconds=2, seed=17,
     )  # fmt: skip
     with JibbleSimulator(organisation(), page_cap=50, faults=faults) as simulator:
-        # Stalls outlast the timeout and are retried; the budget covers the whole backfill.
-        pipeline = Pipeline(
-            simulator, database_url, warehouse_schema, timeout_seconds=0.5, retry_budget=1000
-        )
+        # Stalls outlast the timeout and are retried; a steady fault rate never fails a run.
+        pipeline = Pipeline(simulator, database_url, warehouse_schema, timeout_seconds=0.5)
         daily = load(pipeline)
         stats = simulator.stats
         assert stats.server_errors and stats.rate_limited and stats.dropped and stats.stalled
-        fetch = materialization_metadata(daily, "raw_time_entries")
-        assert fetch["retries"] > fetch["rate_limited"] > 0  # the range's own paged stream
-        assert fetch["token_refreshes"] > 1  # 2-second tokens: renewed during the fetch
-        assert fetch["pages_fetched"] > 50
+        tags = pipeline.instance.get_run_by_id(daily.run_id).tags  # the run's own figures
+        assert int(tags["jibble/retries"]) > int(tags["jibble/rate_limited"]) > 0
+        assert int(tags["jibble/requests"]) > 50
 
         # Every entry of the range, once (not just the same as a clean run of the same code).
         raw = pipeline.table("raw_time_entries", "entry_id")
@@ -107,10 +106,12 @@ def test_malformed_entries_are_quarantined_and_a_fix_at_the_source_clears_them(
         pipeline = Pipeline(simulator, database_url, warehouse_schema)
         load(pipeline, first, last)
 
-        # Four entries go bad at the source, each on its own work date.
+        # Six entries go bad at the source, each on its own work date.
         org.set_now(NOW + timedelta(hours=1))
-        days = [first + timedelta(days=n) for n in range(4)]
-        host, no_offset, no_person, no_time = (active_ins(org, day)[2] for day in days)
+        days = [first + timedelta(days=n) for n in range(6)]
+        host, no_offset, no_person, no_time, number_time, object_person = (
+            active_ins(org, day)[2] for day in days
+        )
         lunch = org.add_entry(
             {"personId": host["personId"], "type": "Lunch", "time": _later(host["time"], 3),
              "belongsToDate": days[0].isoformat()}
@@ -120,6 +121,12 @@ def test_malformed_entries_are_quarantined_and_a_fix_at_the_source_clears_them(
             no_offset["id"]: ("offset", org.edit_entry(no_offset["id"], offset="UTC+05:30")),
             no_person["id"]: ("personId", org.edit_entry(no_person["id"], drop=["personId"])),
             no_time["id"]: ("time", org.edit_entry(no_time["id"], drop=["time"])),
+            # Wrong JSON types are refused, never coerced (a number is not read as a time).
+            number_time["id"]: ("time", org.edit_entry(number_time["id"], time=1741000000)),
+            object_person["id"]: (
+                "personId",
+                org.edit_entry(object_person["id"], personId={"id": object_person["personId"]}),
+            ),
         }
         later = NOW + timedelta(hours=2)
         result = pipeline.daily(first, last, now=later)
@@ -151,6 +158,8 @@ def test_malformed_entries_are_quarantined_and_a_fix_at_the_source_clears_them(
         org.edit_entry(no_offset["id"], offset=no_offset["offset"])
         org.edit_entry(no_person["id"], personId=no_person["personId"])
         org.edit_entry(no_time["id"], time=no_time["time"])
+        org.edit_entry(number_time["id"], time=number_time["time"])
+        org.edit_entry(object_person["id"], personId=object_person["personId"])
         result = load(pipeline, first, last, now=later)
         assert check(result, "no_quarantined_entries").passed
         assert pipeline.table("quarantined_entries", "entry_id").empty
@@ -178,24 +187,30 @@ def failure_text(result) -> str:
     )
 
 
-def test_when_retries_run_out_the_run_fails_clearly_and_writes_nothing(
-    database_url, warehouse_schema, schema_factory
-):
+def partition_status(pipeline: Pipeline, first: date, last: date) -> dict[date, str | None]:
+    keys = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
+    status = pipeline.instance.get_status_by_partition(
+        dg.AssetKey("raw_time_entries"), keys, daily_partitions
+    )
+    return {date.fromisoformat(k): (v.value if v else None) for k, v in status.items()}
+
+
+def stored_dates(pipeline: Pipeline) -> set[date]:
+    return set(pipeline.table("raw_time_entries", "entry_id")["belongs_to_date"])
+
+
+def test_jibble_down_fails_the_run_clearly_and_changes_nothing(database_url, warehouse_schema):
     first, last = FIRST, FIRST + timedelta(days=13)
     org = organisation(seed=43, agents=10)
     with JibbleSimulator(org, page_cap=20) as simulator:
-        # One malformed entry, so the quarantine has rows to keep as well.
-        org.edit_entry(active_ins(org, first)[0]["id"], offset="eight hours")
+        org.edit_entry(active_ins(org, first)[0]["id"], offset="eight hours")  # a quarantine row
         load(Pipeline(simulator, database_url, warehouse_schema), first, last)
-        # Changes the failing runs would write if they got that far.
         org.set_now(NOW + timedelta(hours=1))
         org.edit_entry(active_ins(org, first + timedelta(days=1))[0]["id"], note="edited later")
-        org.archive_entry(active_ins(org, first + timedelta(days=2))[1]["id"])
         before = warehouse_rows(database_url, warehouse_schema, exact=True)
         assert before["quarantined_entries"]
 
-        # Jibble is down: every API call fails; two attempts each.
-        simulator.faults = FaultPlan(error_rate_5xx=1.0)
+        simulator.faults = FaultPlan(error_rate_5xx=1.0)  # every API call fails
         impatient = Pipeline(simulator, database_url, warehouse_schema, max_attempts=2)
         down = impatient.daily(first, last, now=NOW, raise_on_error=False)
         assert not down.success
@@ -203,21 +218,54 @@ def test_when_retries_run_out_the_run_fails_clearly_and_writes_nothing(
         assert "2 attempts failed; last error: GET /v1/" in failure_text(down)
         assert warehouse_rows(database_url, warehouse_schema, exact=True) == before
 
-        # Flaky enough to spend a small budget half-way through the range's pages.
-        simulator.faults = FaultPlan(error_rate_5xx=0.3, seed=0)
-        simulator.reset_stats()
-        frugal = Pipeline(simulator, database_url, warehouse_schema, retry_budget=2)
-        spent = frugal.entries(first, last, raise_on_error=False)
-        assert not spent.success
-        assert "Gave up on GET /v1/TimeEntries" in failure_text(spent)
-        assert "retry budget of 2 retries is spent" in failure_text(spent)
-        assert 2 < simulator.stats.pages < len(org.time_entries_for_dates(first, last)) / 20
-        assert warehouse_rows(database_url, warehouse_schema, exact=True) == before
 
-        # Jibble is back: re-running the range lands what a clean run lands.
+def test_a_backfill_that_loses_jibble_half_way_keeps_what_landed_and_its_rerun_continues(
+    database_url, warehouse_schema, schema_factory
+):
+    first, last = FIRST, LAST
+    org = organisation(seed=47, agents=12)
+    with JibbleSimulator(org, page_cap=20) as simulator:
+        org.edit_entry(active_ins(org, first)[0]["id"], offset="eight hours")
+        total = len(org.time_entries_for_dates(first, last))
+        pipeline = Pipeline(
+            simulator, database_url, warehouse_schema, commit_every=total // 8, max_attempts=3
+        )
+        # Jibble goes down for good after half the pages a clean run needs.
+        clean_pages = Pipeline(simulator, database_url, schema_factory()).entries(first, last)
+        pages = simulator.stats.pages
+        simulator.faults = FaultPlan(outage_after_requests=pages // 2)
+        simulator.reset_stats()
+        failed = pipeline.entries(first, last, raise_on_error=False)
+        assert clean_pages.success
+        assert not failed.success
+        text = failure_text(failed)
+        assert "Gave up on GET /v1/TimeEntries" in text
+        assert "re-running the same range continues from there" in text
+
+        # What landed is whole dates, and Dagster says exactly which.
+        progress = Warehouse(database_url, warehouse_schema).landed_dates(first, last, NOW)
+        landed = set(progress["work_date"])
+        assert 0 < len(landed) < (last - first).days + 1
+        assert stored_dates(pipeline) <= landed
+        status = partition_status(pipeline, first, last)
+        assert {d for d, s in status.items() if s == "MATERIALIZED"} == landed
+        assert {d for d, s in status.items() if s == "FAILED"} == set(status) - landed
+        raw = pipeline.table("raw_time_entries", "entry_id")
+        for day in landed:
+            served = {e["id"] for e in org.time_entries_for_dates(day, day)}
+            assert set(raw.loc[raw["belongs_to_date"] == day, "entry_id"]) <= served
+        assert len(pipeline.table("quarantined_entries", "entry_id")) == 1  # its date landed
+
+        # Jibble is back: the re-run of the range fetches only what had not landed.
         simulator.faults = FaultPlan()
-        load(Pipeline(simulator, database_url, warehouse_schema), first, last)
+        simulator.reset_stats()
+        assert load(pipeline, first, last).success
+        pages_of_rerun = simulator.stats.pages
+        simulator.reset_stats()
         expected = clean_rows(simulator, database_url, schema_factory(), first=first, last=last)
+        pages_of_clean_run = simulator.stats.pages
+        assert partition_status(pipeline, first, last) == {d: "MATERIALIZED" for d in status}
+    assert pages_of_rerun < 0.8 * pages_of_clean_run
     assert_same_warehouse(warehouse_rows(database_url, warehouse_schema), expected)
 
 

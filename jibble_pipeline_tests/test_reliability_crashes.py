@@ -200,3 +200,66 @@ def test_a_postgres_restart_during_a_write_fails_the_run_and_the_next_run_recove
         assert pipeline.weekly(FIRST, LAST).success
         expected = clean_rows(simulator, url, "clean", now=NOW)
     assert_same_warehouse(warehouse_rows(url, "jibble"), expected)
+
+
+# --------------------------------------------------------------- SIGKILL, then resumed
+
+
+def test_a_long_backfill_killed_half_way_keeps_its_landed_dates_and_its_rerun_continues(
+    tmp_path, database_url, warehouse_schema, schema_factory
+):
+    """The README's CLI backfill of raw entries, committing every 200 entries, killed once
+    half its work dates have landed: the re-run reads what had not landed (and the dates
+    it cannot be sure of), and the warehouse ends as a clean run's."""
+    org = organisation(seed=67)
+    with JibbleSimulator(org, page_cap=20, faults=FaultPlan(latency_seconds=0.01)) as simulator:
+        env = cli_environment(tmp_path / "dagster", simulator, database_url, warehouse_schema)
+        command = [
+            str(BIN / "dagster"), "asset", "materialize", "-m", "jibble_pipeline.definitions",
+            "--select", "raw_time_entries,quarantined_entries",
+            "--partition-range", f"{FIRST}...{LAST}",
+            "--config-json",
+            '{"ops": {"fetch_time_entries": {"config": {"commit_every_entries": 200}}}}',
+        ]  # fmt: skip
+        days = (LAST - FIRST).days + 1
+        landed = sql.SQL("SELECT count(*) FROM {}").format(
+            sql.Identifier(warehouse_schema, "ingest_checkpoints")
+        )
+
+        def half_landed() -> bool:
+            with psycopg.connect(database_url) as conn:
+                exists = conn.execute(
+                    "SELECT to_regclass(%s)", (f'"{warehouse_schema}".ingest_checkpoints',)
+                ).fetchone()[0]
+                return bool(exists) and conn.execute(landed).fetchone()[0] >= days / 2
+
+        backfill = subprocess.Popen(
+            command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )  # fmt: skip
+        wait_for(lambda: half_landed() or backfill.poll() is not None, "half the dates landed")
+        assert backfill.poll() is None, "the backfill ended before it could be killed"
+        os.killpg(backfill.pid, signal.SIGKILL)
+        backfill.communicate(timeout=60)
+        with psycopg.connect(database_url) as conn:
+            kept = conn.execute(landed).fetchone()[0]
+        assert days / 2 <= kept < days
+
+        simulator.reset_stats()
+        rerun = subprocess.run(
+            command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-4000:]
+        assert f"{kept} of {days} work dates were landed by an unfinished run" in (
+            rerun.stdout + rerun.stderr
+        )
+        pages_of_rerun = simulator.stats.pages
+        simulator.reset_stats()
+        clean = Pipeline(simulator, database_url, schema_factory())
+        assert clean.entries(FIRST, LAST).success
+        assert pages_of_rerun < 0.6 * simulator.stats.pages
+        tables = ["raw_time_entries", "quarantined_entries"]
+        assert_same_warehouse(
+            warehouse_rows(database_url, warehouse_schema, tables=tables),
+            warehouse_rows(database_url, clean.schema, tables=tables),
+        )

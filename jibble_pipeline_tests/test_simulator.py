@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -346,3 +348,144 @@ def test_stopping_ends_stalled_answers_and_connection_threads():
     assert threading.active_count() == before
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{url}/v1/Groups")
+
+
+# ------------------------------------------------------------------ latency and rate limit
+
+
+def timed(call: Callable[[], Any]) -> tuple[Any, float]:
+    started = time.monotonic()
+    result = call()
+    return result, time.monotonic() - started
+
+
+def get_at_once(
+    simulator: JibbleSimulator, http: httpx.Client, count: int
+) -> list[tuple[int, float]]:
+    """``count`` GETs sent at once, each from its own thread on its own connection: their
+    (status, seconds)."""
+    headers = {"Authorization": http.headers["Authorization"]}
+
+    def one(_: int) -> tuple[int, float]:
+        url = f"{simulator.url}/v1/Groups"
+        response, seconds = timed(lambda: httpx.get(url, headers=headers, timeout=10))
+        return response.status_code, seconds
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def test_latency_delays_every_answer(simulator, http):
+    simulator.faults = FaultPlan(latency_seconds=0.2, latency_jitter_seconds=0.1, every_nth_429=2)
+    calls = {
+        200: lambda: http.get("/v1/Groups"),
+        429: lambda: http.get("/v1/Groups"),
+        404: lambda: http.get("/v1/Nothing"),
+    }
+    for status, call in calls.items():
+        response, seconds = timed(call)
+        assert response.status_code == status
+        assert 0.2 <= seconds < 0.3 + 0.2
+    _, seconds = timed(lambda: issue_token(http, simulator))
+    assert 0.2 <= seconds < 0.3 + 0.2
+
+
+def test_concurrent_requests_wait_their_latency_side_by_side(simulator, http):
+    simulator.faults = FaultPlan(latency_seconds=0.3)
+    results, seconds = timed(lambda: get_at_once(simulator, http, 8))
+    assert [status for status, _ in results] == [200] * 8
+    assert min(each for _, each in results) >= 0.3
+    assert seconds < 1.2  # one after the other, they would take 2.4 s
+
+
+def test_stopping_cuts_the_latency_short():
+    with JibbleSimulator(organisation(), faults=FaultPlan(latency_seconds=30)) as simulator:
+        outcome: list[BaseException] = []
+
+        def wait_for_a_late_token() -> None:
+            try:
+                httpx.post(f"{simulator.url}/connect/token", data={}, timeout=60)
+            except httpx.HTTPError as error:
+                outcome.append(error)
+
+        waiting = threading.Thread(target=wait_for_a_late_token)
+        waiting.start()
+        while simulator.stats.requests == 0:
+            time.sleep(0.01)
+        started = time.monotonic()
+    assert time.monotonic() - started < 2
+    waiting.join(5)
+    assert isinstance(outcome[0], httpx.RemoteProtocolError)  # closed without an answer
+
+
+def test_a_burst_beyond_the_bucket_is_limited_until_it_refills(simulator, http):
+    simulator.faults = FaultPlan(rate_limit_per_second=5, rate_limit_burst=5)
+    simulator.reset_stats()
+    responses = [http.get("/v1/Groups") for _ in range(10)]
+    assert [r.status_code for r in responses] == [200] * 5 + [429] * 5
+    assert responses[5].json()["error"]["code"] == "TooManyRequests"
+    assert {r.headers["Retry-After"] for r in responses[5:]} == {"1"}  # 0.2 s at most, rounded up
+    stats = simulator.stats
+    assert (stats.requests, stats.pages, stats.rate_limited) == (10, 5, 5)
+
+    time.sleep(int(responses[-1].headers["Retry-After"]))  # the bucket is full again
+    assert [http.get("/v1/Groups").status_code for _ in range(6)] == [200] * 5 + [429]
+
+
+def test_requests_paced_under_the_rate_are_never_limited(simulator, http):
+    simulator.faults = FaultPlan(rate_limit_per_second=10, rate_limit_burst=1)
+    statuses = []
+    for _ in range(8):
+        statuses.append(http.get("/v1/Groups").status_code)
+        time.sleep(0.125)  # 8 a second: 1.25 tokens come back between two requests
+    assert statuses == [200] * 8
+    assert [http.get("/v1/Groups").status_code for _ in range(2)] == [200, 429]
+
+
+def test_concurrent_requests_share_one_bucket(simulator, http):
+    simulator.faults = FaultPlan(rate_limit_per_second=1, rate_limit_burst=4)
+    simulator.reset_stats()
+    results = get_at_once(simulator, http, 8)
+    assert Counter(status for status, _ in results) == {200: 4, 429: 4}
+    assert (simulator.stats.pages, simulator.stats.rate_limited) == (4, 4)
+
+
+@pytest.mark.parametrize("header", ["Retry-After", "X-RateLimit-Reset"])
+def test_the_bucket_says_when_a_token_is_back(simulator, http, header):
+    simulator.faults = FaultPlan(rate_limit_per_second=0.4, rate_limit_header=header)
+    before = time.time()
+    assert http.get("/v1/Groups").status_code == 200
+    after = time.time()
+    limited = http.get("/v1/Groups")
+    assert limited.status_code == 429
+    assert limited.json()["error"]["code"] == "TooManyRequests"
+    if header == "Retry-After":
+        assert limited.headers["Retry-After"] == "3"  # 2.5 s, rounded up to whole seconds
+    else:
+        assert "Retry-After" not in limited.headers
+        assert (
+            before + 2.5 - 0.05 <= float(limited.headers["X-RateLimit-Reset"]) <= after + 2.5 + 0.01
+        )
+
+
+def test_token_requests_are_not_rate_limited(simulator, http):
+    simulator.faults = FaultPlan(rate_limit_per_second=1)  # bursts of one
+    for _ in range(5):
+        issue_token(http, simulator)
+    assert [http.get("/v1/Groups").status_code for _ in range(2)] == [200, 429]
+    simulator.faults = FaultPlan(rate_limit_per_second=1)  # a new plan: a full bucket
+    assert http.get("/v1/Groups").status_code == 200
+
+
+def test_latency_and_rate_limit_settings_are_checked():
+    assert FaultPlan(rate_limit_per_second=3).rate_limit_capacity == 3
+    assert FaultPlan(rate_limit_per_second=0.5).rate_limit_capacity == 1
+    assert FaultPlan(rate_limit_per_second=3, rate_limit_burst=10).rate_limit_capacity == 10
+    for bad in (
+        {"latency_seconds": -0.1},
+        {"latency_jitter_seconds": -1},
+        {"rate_limit_per_second": -1},
+        {"rate_limit_per_second": 5, "rate_limit_burst": 0.5},
+    ):
+        with pytest.raises(ValueError):
+            FaultPlan(**bad)

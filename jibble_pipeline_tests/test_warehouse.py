@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import psycopg
 import pytest
 from psycopg import sql
 
-from jibble_pipeline.jibble.frames import entries_frame
-from jibble_pipeline.jibble.models import TimeEntry, parse_payloads
+from jibble_pipeline.jibble.frames import entries_frame, quarantine_frame
+from jibble_pipeline.jibble.models import Rejected, TimeEntry, parse_payloads
 from jibble_pipeline.warehouse.connection import redact, sqlalchemy_url
-from jibble_pipeline.warehouse.store import DateWindow, Warehouse
+from jibble_pipeline.warehouse.store import DateWindow, EntryBatch, RangeProgress, Warehouse
 from jibble_pipeline.warehouse.tables import TABLES
 
 WEEK = DateWindow(date(2025, 1, 6), date(2025, 1, 13))
@@ -197,37 +197,126 @@ def test_a_first_load_falls_back_to_merging_an_entry_moved_from_another_week(war
     assert [(r[0], r[at]) for r in stored] == [("e1", date(2025, 1, 14)), ("e2", date(2025, 1, 14))]
 
 
+def batch(first: str, last: str, payloads: list[dict], fetched: datetime, rejects=()) -> EntryBatch:
+    """Entries of the work dates first..last, and the quarantine rows of ``rejects``
+    (payloads, reason "bad"), filed under ``first``."""
+    window = DateWindow(date.fromisoformat(first), date.fromisoformat(last) + timedelta(days=1))
+    rejected = [Rejected(p, "bad") for p in rejects]
+    quarantine = quarantine_frame(rejected, [window.start] * len(rejected), "run-1", fetched)
+    return EntryBatch(window, raw_frame(payloads, fetched), quarantine)
+
+
 def test_an_entry_met_twice_in_one_stream_is_stored_once_newest_version(warehouse):
-    """A page boundary that moves under the paging repeats an entry in a later chunk: the
-    first copy went straight into the table, the second must merge into it, not fail."""
+    """An entry edited to another work date while a range is read is met under both: the
+    first copy went straight into the table, the later ones must merge into it, not fail."""
     fetched = datetime(2025, 1, 10, tzinfo=UTC)
     older = payload("e1", "2025-01-06", updated="2025-01-06T10:00:00Z")
-    newer = payload("e1", "2025-01-06", updated="2025-01-07T10:00:00Z", note="edited")
-    chunks = [
-        raw_frame([older, payload("e2", "2025-01-07")], fetched),
-        raw_frame([newer, payload("e3", "2025-01-08")], fetched),
-        raw_frame([older], fetched),  # a stale repeat never wins
-    ]
-    summary = warehouse.write_chunks("raw_time_entries", chunks, WEEK)
+    newer = payload("e1", "2025-01-08", updated="2025-01-07T10:00:00Z", note="edited")
+    stale = payload("e1", "2025-01-10", updated="2025-01-05T10:00:00Z")  # never wins
+    landed = warehouse.land_entries(
+        [
+            batch("2025-01-06", "2025-01-07", [older, payload("e2", "2025-01-07")], fetched),
+            batch("2025-01-08", "2025-01-09", [newer, payload("e3", "2025-01-08")], fetched),
+            batch("2025-01-10", "2025-01-12", [stale], fetched),
+        ]
+    )
+    summary = landed.summary
     assert (summary.rows, summary.inserted, summary.updated, summary.unchanged) == (5, 3, 1, 1)
     stored = warehouse.read("raw_time_entries", WEEK).set_index("entry_id")
     assert sorted(stored.index) == ["e1", "e2", "e3"]
     assert stored.loc["e1", "note"] == "edited"
+    assert stored.loc["e1", "belongs_to_date"] == date(2025, 1, 8)
+    assert stored["removed_at"].isna().all()
 
 
-def test_a_failed_stream_write_keeps_nothing_and_closes_the_stream(warehouse):
+def test_an_entry_moved_between_dates_of_one_chunk_is_not_taken_for_removed(warehouse):
+    fetched = datetime(2025, 1, 10, tzinfo=UTC)
+    warehouse.land_entries(
+        [batch("2025-01-06", "2025-01-07", [payload("e1", "2025-01-07")], fetched)]
+    )
+    moved = payload("e1", "2025-01-06", updated="2025-01-08T10:00:00Z")
+    warehouse.land_entries(
+        [
+            batch("2025-01-06", "2025-01-06", [moved], fetched),
+            batch("2025-01-07", "2025-01-07", [], fetched),  # its old date, met after
+        ]
+    )
+    stored = warehouse.read("raw_time_entries", WEEK).set_index("entry_id")
+    assert list(stored.index) == ["e1"]
+    assert stored.loc["e1", "belongs_to_date"] == date(2025, 1, 6)
+
+
+def test_a_failed_chunk_keeps_nothing_of_it_and_closes_the_stream(warehouse):
     fetched = datetime(2025, 1, 10, tzinfo=UTC)
     closed = []
 
-    def chunks():
+    def batches():
         try:
-            yield raw_frame([payload("e1", "2025-01-06")], fetched)
-            yield raw_frame([payload("e2", "2025-02-01")], fetched)  # outside the window
-            yield raw_frame([payload("e3", "2025-01-07")], fetched)
+            yield batch("2025-01-06", "2025-01-06", [payload("e1", "2025-01-06")], fetched)
+            raise ConnectionError("the API went away")
         finally:
             closed.append(True)
 
-    with pytest.raises(ValueError, match="outside"):
-        warehouse.write_chunks("raw_time_entries", chunks(), WEEK)
-    assert closed == [True]  # the producer (pages read ahead) is told to stop at once
+    with pytest.raises(ConnectionError):
+        stream = batches()
+        try:
+            warehouse.land_entries(stream)
+        finally:
+            stream.close()
+    assert closed == [True]
     assert warehouse.read("raw_time_entries", WEEK).empty  # e1 was rolled back
+
+
+def test_one_quarantine_row_per_entry_wherever_it_was_fetched_and_gone_once_fixed(warehouse):
+    fetched = datetime(2025, 1, 10, tzinfo=UTC)
+    broken = {"id": "bad1", "belongsToDate": "someday", "type": "In"}
+    nameless = {"type": "Lunch"}
+    warehouse.land_entries([batch("2025-01-07", "2025-01-07", [], fetched, [broken, nameless])])
+    # Fetched again under another date (a range starting elsewhere): still one row each.
+    warehouse.land_entries([batch("2025-01-09", "2025-01-09", [], fetched, [broken, nameless])])
+    quarantine = warehouse.read("quarantined_entries")
+    assert sorted(quarantine["entry_id"].fillna("-")) == ["-", "bad1"]
+    assert set(quarantine["partition_date"]) == {date(2025, 1, 9)}
+    # Fixed at the source: met as a valid entry (under yet another date), the row goes.
+    fixed = payload("bad1", "2025-01-08")
+    warehouse.land_entries([batch("2025-01-08", "2025-01-08", [fixed], fetched)])
+    assert list(warehouse.read("quarantined_entries")["entry_id"].fillna("-")) == ["-"]
+
+
+def test_landed_dates_are_recorded_with_their_chunk_and_forgotten_when_the_range_ends(warehouse):
+    fetched = datetime(2025, 1, 10, tzinfo=UTC)
+    progress = RangeProgress(date(2025, 1, 6), date(2025, 1, 12), "run-1", fetched)
+    entries = [
+        payload("e1", "2025-01-06"),
+        payload("e2", "2025-01-06"),
+        payload("e3", "2025-01-07"),
+    ]
+    landed = warehouse.land_entries(
+        [batch("2025-01-06", "2025-01-08", entries, fetched, [{"id": "x"}])], progress
+    )
+    assert landed.counts.to_dict("list") == {
+        "work_date": [date(2025, 1, 6), date(2025, 1, 7), date(2025, 1, 8)],
+        "stored": [2, 1, 0],
+        "removed": [0, 0, 0],
+        "quarantined": [1, 0, 0],
+    }
+    recorded = warehouse.landed_dates(date(2025, 1, 6), date(2025, 1, 12), fetched)
+    assert list(recorded["work_date"]) == [date(2025, 1, 6), date(2025, 1, 7), date(2025, 1, 8)]
+    assert list(recorded["entries"]) == [2, 1, 0]
+    assert list(recorded["quarantined"]) == [1, 0, 0]
+    assert warehouse.landed_dates(date(2025, 1, 6), date(2025, 1, 13), fetched).empty  # other range
+    warehouse.forget_landed(date(2025, 1, 6), date(2025, 1, 12), older_than=fetched)
+    assert warehouse.landed_dates(date(2025, 1, 6), date(2025, 1, 12), fetched).empty
+
+
+def test_a_warehouse_of_an_older_version_gains_the_new_columns(warehouse):
+    with psycopg.connect(warehouse.url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(warehouse.schema)))
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE {} (partition_date date NOT NULL, entry_id text,"
+                " reason text NOT NULL, raw_payload jsonb, run_id text, quarantined_at timestamptz)"
+            ).format(warehouse.identifier("quarantined_entries"))
+        )
+    warehouse.ensure_schema()
+    assert "quarantine_key" in warehouse.read("quarantined_entries").columns

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
+from jibble_pipeline.assets.jibble_api import jibble_session
 from jibble_pipeline.assets.metadata import rejected_metadata, table_metadata
 from jibble_pipeline.jibble.frames import activities_frame, agents_frame, groups_frame
 from jibble_pipeline.jibble.models import Activity, Group, Person, parse_payloads
@@ -16,9 +17,11 @@ GROUP = "jibble_workspace"
 
 
 @dg.asset(group_name=GROUP, kinds={"jibble", "postgres"})
-def agents(context: dg.AssetExecutionContext, jibble: JibbleResource) -> pd.DataFrame:
+def agents(
+    context: dg.AssetExecutionContext, jibble: JibbleResource, warehouse: WarehouseResource
+) -> pd.DataFrame:
     """Every person of the Jibble organisation, with the client group they belong to."""
-    with jibble.get_client(context.log) as client:
+    with jibble_session(context, jibble, warehouse) as client:
         people, rejected = parse_payloads(Person, client.people())
     frame = agents_frame(people, datetime.now(UTC))
     per_group = frame.groupby("group_id", dropna=False).size().rename("agents").reset_index()
@@ -34,9 +37,11 @@ def agents(context: dg.AssetExecutionContext, jibble: JibbleResource) -> pd.Data
 
 
 @dg.asset(group_name=GROUP, kinds={"jibble", "postgres"})
-def client_groups(context: dg.AssetExecutionContext, jibble: JibbleResource) -> pd.DataFrame:
+def client_groups(
+    context: dg.AssetExecutionContext, jibble: JibbleResource, warehouse: WarehouseResource
+) -> pd.DataFrame:
     """Client accounts (Jibble groups)."""
-    with jibble.get_client(context.log) as client:
+    with jibble_session(context, jibble, warehouse) as client:
         groups, rejected = parse_payloads(Group, client.groups())
     frame = groups_frame(groups, datetime.now(UTC))
     context.add_output_metadata(
@@ -50,9 +55,11 @@ def client_groups(context: dg.AssetExecutionContext, jibble: JibbleResource) -> 
 
 
 @dg.asset(group_name=GROUP, kinds={"jibble", "postgres"})
-def activities(context: dg.AssetExecutionContext, jibble: JibbleResource) -> pd.DataFrame:
+def activities(
+    context: dg.AssetExecutionContext, jibble: JibbleResource, warehouse: WarehouseResource
+) -> pd.DataFrame:
     """Activity types agents clock in on."""
-    with jibble.get_client(context.log) as client:
+    with jibble_session(context, jibble, warehouse) as client:
         items, rejected = parse_payloads(Activity, client.activities())
     frame = activities_frame(items, datetime.now(UTC))
     context.add_output_metadata(

@@ -1,49 +1,33 @@
 """Raw time entries, one daily partition per work date (``belongsToDate``)."""
 
-import gc
-from collections import Counter
-from collections.abc import Iterable, Iterator
-from contextlib import closing, contextmanager
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Iterator
+from datetime import date, timedelta
 
 import dagster as dg
 import pandas as pd
 
-from jibble_pipeline.assets.metadata import rejected_metadata, table_metadata
+from jibble_pipeline.assets.jibble_api import jibble_session
 from jibble_pipeline.automation.partitions import daily_partitions
-from jibble_pipeline.jibble.client import ClientStats
-from jibble_pipeline.jibble.frames import entries_frame, quarantine_frame
-from jibble_pipeline.jibble.models import Rejected, TimeEntry, parse_payloads
+from jibble_pipeline.ingest.time_entries import (
+    CHUNK_ENTRIES,
+    DateFigures,
+    EntryLoad,
+    collections_for_a_stream,
+)
+from jibble_pipeline.jibble.client import JibbleError
 from jibble_pipeline.jibble.resource import JibbleResource
-from jibble_pipeline.streams import read_ahead
-from jibble_pipeline.warehouse.io_manager import FrameStream
+from jibble_pipeline.warehouse.resource import WarehouseResource
+from jibble_pipeline.warehouse.store import DateWindow
 
 GROUP = "time_tracking"
-BATCH_PAYLOADS = 5_000  # payloads validated and written together while the fetch goes on
+RAW, QUARANTINE = "raw_time_entries", "quarantined_entries"
 
 
-def payload_batches(pages: Iterable[list[dict]]) -> Iterator[list[dict]]:
-    """Pages joined into batches of about ``BATCH_PAYLOADS`` (fewer, larger writes)."""
-    batch: list[dict] = []
-    for page in pages:
-        batch.extend(page)
-        if len(batch) >= BATCH_PAYLOADS:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+class FetchConfig(dg.Config):
+    """How often a long range commits (whole work dates, about this many entries at a time):
+    what a failed or killed run keeps, and what its re-run no longer fetches."""
 
-
-@contextmanager
-def objects_so_far_frozen() -> Iterator[None]:
-    """Keeps Python's full garbage collections, which a stream of millions of payloads
-    triggers again and again, from walking every object the process already had (Dagster's
-    and the run's): about a sixth of a backfill's time otherwise."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
+    commit_every_entries: int = CHUNK_ENTRIES
 
 
 def window_dates(context: dg.AssetExecutionContext) -> tuple[date, date]:
@@ -52,39 +36,15 @@ def window_dates(context: dg.AssetExecutionContext) -> tuple[date, date]:
     return window.start.date(), (window.end - timedelta(days=1)).date()
 
 
-def split_by_window(
-    entries: list[TimeEntry], first: date, last: date
-) -> tuple[list[TimeEntry], list[Rejected]]:
-    """Entries of the requested dates, and the rest (a server ignoring the filter) as rejects."""
-    inside = [e for e in entries if first <= e.belongs_to_date <= last]
-    outside = [
-        Rejected(payload=e.raw, reason=f"belongsToDate {e.belongs_to_date} outside {first}..{last}")
-        for e in entries
-        if not first <= e.belongs_to_date <= last
-    ]
-    return inside, outside
-
-
-def quarantine_dates(rejected: list[Rejected], first: date, last: date) -> list[date]:
-    """Each reject is kept under its own work date when readable, else the window's first."""
-    days = []
-    for item in rejected:
-        try:
-            day = date.fromisoformat(str(item.payload.get("belongsToDate")))
-        except ValueError:
-            day = first
-        days.append(day if first <= day <= last else first)
-    return days
-
-
 @dg.multi_asset(
     outs={
-        "raw_time_entries": dg.AssetOut(
+        RAW: dg.AssetOut(
             description="Every time entry ever seen, newest version, with its raw JSON payload.",
             kinds={"jibble", "postgres"},
         ),
-        "quarantined_entries": dg.AssetOut(
-            description="Entries that failed validation, with the reason and the raw payload.",
+        QUARANTINE: dg.AssetOut(
+            description="Entries that failed validation, one row each, with the reason and "
+            "the raw payload, until they are fixed at the source.",
             kinds={"postgres"},
         ),
     },
@@ -93,87 +53,104 @@ def quarantine_dates(rejected: list[Rejected], first: date, last: date) -> list[
     group_name=GROUP,
 )
 def fetch_time_entries(
-    context: dg.AssetExecutionContext, jibble: JibbleResource
-) -> Iterator[dg.Output]:
-    """Fetch the run's whole work-date range in one paged stream, written page by page while
-    it is read (one transaction), and quarantine what fails validation."""
+    context: dg.AssetExecutionContext,
+    config: FetchConfig,
+    jibble: JibbleResource,
+    warehouse: WarehouseResource,
+) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult]:
+    """Fetch the run's work dates (several pages at once) and land them in chunks of whole
+    dates, each committed with its quarantine: a long backfill shows its dates as they land,
+    and a re-run after a failure continues where it stopped."""
     first, last = window_dates(context)
-    stream = EntryStream(first, last, datetime.now(UTC))
-    with jibble.get_client(context.log) as client, objects_so_far_frozen():
-        # Three stages at once: a thread reads pages, another validates and frames them,
-        # and this one (the IO manager, when the output is yielded) writes the frames.
-        frames = read_ahead(stream.frames(client.time_entry_pages(first, last)), depth=2)
-        yield dg.Output(
-            FrameStream(frames, lambda: stream.metadata(client.stats)),
-            "raw_time_entries",
-            metadata={"work_dates": f"{first}..{last}"},
+    with jibble_session(context, jibble, warehouse) as client:
+        load = EntryLoad(
+            client,
+            warehouse.open(),
+            first,
+            last,
+            run_id=context.run.run_id,
+            log=context.log,
+            chunk_entries=config.commit_every_entries,
         )
-    rejected = stream.rejected
-    if rejected:
-        context.log.warning(f"{len(rejected)} entries quarantined (see quarantined_entries)")
-    quarantined = quarantine_frame(
-        rejected, quarantine_dates(rejected, first, last), context.run.run_id, stream.fetched_at
+        landed: list[pd.DataFrame] = []
+        try:
+            with collections_for_a_stream():
+                for chunk, last_chunk in load.run():
+                    landed.append(chunk.counts)
+                    if not last_chunk:  # the run's own results record the final one
+                        yield from landed_events(chunk.counts, load, RAW)
+        except JibbleError as error:
+            for counts in landed:  # the quarantine of the dates kept is kept too
+                yield from landed_events(counts, load, QUARANTINE)
+            raise dg.Failure(description=f"{error} {progress_note(load)}") from None
+        stats = client.stats
+    counts = warehouse.open().entry_counts(DateWindow(first, last + timedelta(days=1)))
+    for row in counts.itertuples(index=False):
+        figures = load.figures[row.work_date]
+        key = row.work_date.isoformat()
+        context.add_asset_metadata(raw_metadata(row, figures), asset_key=RAW, partition_key=key)
+        context.add_asset_metadata(
+            {"dagster/row_count": int(row.quarantined)}, asset_key=QUARANTINE, partition_key=key
+        )
+    summary = {
+        "jibble/work_dates": f"{first}..{last}",
+        "jibble/entries": str(sum(f.fetched for f in load.figures.values())),
+        "jibble/resumed_dates": str(len(load.resumed)),
+        "jibble/requests": str(stats.requests),
+        "jibble/retries": str(stats.retries),
+        "jibble/rate_limited": str(stats.rate_limited),
+    }
+    context.instance.add_run_tags(context.run.run_id, summary)
+    context.log.info(", ".join(f"{k.removeprefix('jibble/')} {v}" for k, v in summary.items()))
+    if load.rejected:
+        context.log.warning(f"{load.rejected} entries quarantined (see {QUARANTINE})")
+    yield dg.MaterializeResult(asset_key=RAW)
+    yield dg.MaterializeResult(asset_key=QUARANTINE)
+
+
+def raw_metadata(row, figures: DateFigures) -> dict[str, object]:
+    """One work date's figures: what the warehouse holds now and what this run fetched."""
+    metadata: dict[str, object] = {
+        "dagster/row_count": int(row.stored),
+        "fetched": figures.fetched,
+        "removed_at_source": int(row.removed),
+        "quarantined": int(row.quarantined),
+    }
+    if figures.resumed_from:
+        metadata["landed_by_run"] = figures.resumed_from  # unchanged since: not fetched again
+    if figures.statuses:
+        metadata["active"] = figures.statuses.get("Active", 0) + figures.statuses.get(
+            "(missing)", 0
+        )
+        metadata["not_active"] = figures.fetched - metadata["active"]
+    if figures.first_time is not None:
+        metadata["first_time_utc"] = figures.first_time.isoformat()
+        metadata["last_time_utc"] = figures.last_time.isoformat()
+    return metadata
+
+
+def landed_events(
+    counts: pd.DataFrame, load: EntryLoad, asset: str
+) -> Iterator[dg.AssetMaterialization]:
+    """A chunk of dates has landed while the run goes on: the UI shows them at once (raw
+    entries as they land, their quarantine when a run fails), and a run that fails or is
+    killed later still shows truthfully what it landed."""
+    for row in counts.itertuples(index=False):
+        metadata = (
+            raw_metadata(row, load.figures[row.work_date])
+            if asset == RAW
+            else {"dagster/row_count": int(row.quarantined)}
+        )
+        yield dg.AssetMaterialization(
+            asset_key=asset, partition=row.work_date.isoformat(), metadata=metadata
+        )
+
+
+def progress_note(load: EntryLoad) -> str:
+    landed = len(load.landed) + len(load.resumed)
+    if not landed:
+        return "Nothing of the range was landed."
+    return (
+        f"{landed} of {len(load.dates)} work dates of {load.first}..{load.last} landed and are "
+        "kept; re-running the same range continues from there."
     )
-    yield dg.Output(quarantined, "quarantined_entries", metadata=rejected_metadata(rejected))
-
-
-class EntryStream:
-    """Pages of payloads to warehouse frames, one page at a time, keeping the rejects and
-    the counts the run's metadata shows."""
-
-    def __init__(self, first: date, last: date, fetched_at: datetime):
-        self.first, self.last, self.fetched_at = first, last, fetched_at
-        self.rejected: list[Rejected] = []
-        self.entries = 0
-        self.per_date: Counter[date] = Counter()
-        self.per_status: Counter[str] = Counter()
-        self.first_time: pd.Timestamp | None = None
-        self.last_time: pd.Timestamp | None = None
-
-    def frames(self, pages: Iterator[list[dict]]) -> Iterator[pd.DataFrame]:
-        """A frame per batch of pages, the pages read a batch or two ahead."""
-        # Closed on the way out: the page reader stops when the writer stops early.
-        with closing(read_ahead(payload_batches(pages), depth=2)) as batches:
-            for batch in batches:
-                yield self.frame(batch)
-
-    def frame(self, payloads: list[dict]) -> pd.DataFrame:
-        """The warehouse frame of a batch of payloads; its rejects are kept aside."""
-        parsed, rejected = parse_payloads(TimeEntry, payloads)
-        entries, outside = split_by_window(parsed, self.first, self.last)
-        self.rejected += [*rejected, *outside]
-        frame = entries_frame(entries, self.fetched_at)
-        self._count(frame)
-        return frame
-
-    def _count(self, frame: pd.DataFrame) -> None:
-        if frame.empty:
-            return
-        self.entries += len(frame)
-        self.per_date.update(frame["belongs_to_date"])
-        self.per_status.update(frame["status"].fillna("(missing)"))
-        low, high = frame["time_utc"].min(), frame["time_utc"].max()
-        self.first_time = low if self.first_time is None else min(self.first_time, low)
-        self.last_time = high if self.last_time is None else max(self.last_time, high)
-
-    def metadata(self, stats: ClientStats) -> dict[str, object]:
-        per_date = pd.DataFrame(
-            sorted(self.per_date.items()), columns=["belongs_to_date", "entries"]
-        )
-        per_status = pd.DataFrame(self.per_status.most_common(), columns=["status", "entries"])
-        return {
-            "entries": self.entries,
-            "pages_fetched": stats.pages,
-            "requests": stats.requests,
-            "retries": stats.retries,
-            "rate_limited": stats.rate_limited,
-            "token_refreshes": stats.token_refreshes,
-            "first_time_utc": _instant(self.first_time),
-            "last_time_utc": _instant(self.last_time),
-            "entries_by_status": table_metadata(per_status),
-            "entries_per_date": table_metadata(per_date),
-        }
-
-
-def _instant(value: pd.Timestamp | None) -> str:
-    return "" if value is None or pd.isna(value) else value.isoformat()

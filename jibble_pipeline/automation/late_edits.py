@@ -6,7 +6,9 @@ keeps a durable ``updatedAt`` watermark in its cursor, asks Jibble for entries c
 since it (minus a safety overlap), and requests re-materialisation of exactly the work
 dates those entries touch (their new date, and their stored old date when an edit moved
 them). The watermark advances only once the runs it requested have succeeded; a failed
-run leaves it where it was, so the next evaluation asks again.
+run leaves it where it was, so the next evaluation asks again. Because of the overlap each
+query sees again the changes the previous one handled: the cursor remembers those, by entry
+id and ``updatedAt``, so that one edit is re-derived once.
 """
 
 import json
@@ -39,11 +41,20 @@ refetch_work_dates = dg.define_asset_job(
 @dataclass
 class LateEditsCursor:
     """``watermark``: every change before it has landed. ``pending_until``: the runs
-    requested for changes up to that instant, not yet known to have succeeded."""
+    requested for changes up to that instant, not yet known to have succeeded.
+
+    ``handled`` (entry id -> ``updatedAt``): the changes inside the overlap window that
+    succeeded runs have handled, which the next query returns again and must not re-run.
+    ``pending_changes``: the ones the pending runs handle; they join ``handled`` only once
+    those runs succeed, so a failed run asks again for all of them. Both keep only changes
+    the next query can see again, so the cursor stays small; cursors written before these
+    two fields existed load with both empty."""
 
     watermark: str
     pending_until: str | None = None
     pending_runs: list[str] = field(default_factory=list)
+    handled: dict[str, str] = field(default_factory=dict)
+    pending_changes: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, text: str | None) -> "LateEditsCursor | None":
@@ -81,6 +92,41 @@ def dates_to_refetch(changed: list[dict], stored_dates: Iterable[date], now: dat
     first_partition = daily_partitions.start.date()
     scheduled_first, _ = refresh_window(now, first_partition)
     return {d for d in dates if first_partition <= d < scheduled_first}
+
+
+def _version(payload: object) -> tuple[str, str] | None:
+    """(entry id, ``updatedAt`` in UTC) of a changed entry, or None without them: a new edit
+    of an entry has a new ``updatedAt``, the same change seen again has the same."""
+    if not isinstance(payload, dict) or not payload.get("id"):
+        return None
+    try:
+        updated = datetime.fromisoformat(str(payload.get("updatedAt")))
+    except ValueError:
+        return None
+    updated = updated.astimezone(UTC) if updated.tzinfo else updated.replace(tzinfo=UTC)
+    return str(payload["id"]), updated.isoformat()
+
+
+def versions(changed: Iterable[object]) -> dict[str, str]:
+    """Entry id -> ``updatedAt`` of the changed entries that have both."""
+    return dict(version for payload in changed if (version := _version(payload)))
+
+
+def unhandled(changed: list[dict], handled: dict[str, str]) -> list[dict]:
+    """The changes not handled yet. An entry without a usable ``updatedAt`` counts as new
+    each time: nothing tells whether it is the change handled before."""
+    return [
+        p
+        for p in changed
+        if (version := _version(p)) is None or handled.get(version[0]) != version[1]
+    ]
+
+
+def _within_overlap(changes: dict[str, str], watermark: str) -> dict[str, str]:
+    """The changes a query from ``watermark`` returns again (``updatedAt`` at or after
+    ``watermark - OVERLAP``); older ones cannot come back, so the cursor forgets them."""
+    since = datetime.fromisoformat(watermark) - OVERLAP
+    return {i: at for i, at in changes.items() if datetime.fromisoformat(at) >= since}
 
 
 def _stored_dates(warehouse: WarehouseResource, entry_ids: list[str]) -> list[date]:
@@ -125,19 +171,26 @@ def late_edits_sensor(
         if state == "waiting":
             return dg.SkipReason(f"Waiting for the runs of changes up to {cursor.pending_until}")
         if state == "succeeded":
-            cursor = LateEditsCursor(watermark=cursor.pending_until)
+            handled = cursor.handled | cursor.pending_changes
+            until = cursor.pending_until
+            cursor = LateEditsCursor(watermark=until, handled=_within_overlap(handled, until))
         else:
             context.log.warning("A late-edit run failed; asking Jibble again from the watermark")
-            cursor = LateEditsCursor(watermark=cursor.watermark)
+            cursor = LateEditsCursor(watermark=cursor.watermark, handled=cursor.handled)
 
     since = datetime.fromisoformat(cursor.watermark) - OVERLAP
     with jibble.get_client(context.log) as client:
         changed = client.time_entries_changed_since(since, until=now)
-    ids = [str(p["id"]) for p in changed if isinstance(p, dict) and p.get("id")]
-    dates = dates_to_refetch(changed, _stored_dates(warehouse, ids), now)
+    fresh = unhandled(changed, cursor.handled)
+    ids = [str(p["id"]) for p in fresh if isinstance(p, dict) and p.get("id")]
+    dates = dates_to_refetch(fresh, _stored_dates(warehouse, ids), now)
     if not dates:
-        context.update_cursor(LateEditsCursor(watermark=now.isoformat()).dump())
-        return dg.SkipReason(f"{len(changed)} changed entries, none on a past work date")
+        handled = _within_overlap(cursor.handled | versions(fresh), now.isoformat())
+        context.update_cursor(LateEditsCursor(watermark=now.isoformat(), handled=handled).dump())
+        return dg.SkipReason(
+            f"{len(changed)} changed entries ({len(changed) - len(fresh)} already handled), "
+            "none new on a past work date"
+        )
 
     until = now.isoformat()
     requests = [
@@ -148,8 +201,15 @@ def late_edits_sensor(
         for first, last in date_ranges(dates)
     ]
     context.log.info(
-        f"{len(changed)} entries changed since {since.isoformat()}: re-deriving "
+        f"{len(fresh)} entries changed since {since.isoformat()} "
+        f"({len(changed) - len(fresh)} already handled): re-deriving "
         f"{len(dates)} work dates in {len(requests)} run(s)"
     )
-    pending = LateEditsCursor(cursor.watermark, until, [r.run_key for r in requests])
+    pending = LateEditsCursor(
+        cursor.watermark,
+        until,
+        [r.run_key for r in requests],
+        handled=cursor.handled,
+        pending_changes=_within_overlap(versions(fresh), until),
+    )
     return dg.SensorResult(run_requests=requests, cursor=pending.dump())

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import csv
 import re
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +24,14 @@ from urllib.parse import quote
 import httpx
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
+
+from jibble_pipeline.transport import (
+    ApiSession,
+    Pacing,
+    RetryPolicy,
+    ServiceUnavailable,
+    open_session,
+)
 
 AIRTABLE_EMAIL_FIELD = "Email"
 AIRTABLE_GROUP_FIELD = "Jibble Group ID"
@@ -227,9 +234,12 @@ class AirtableSource:
     """Reads the ``Clients`` table of an Airtable base through its REST API, page by page.
 
     Airtable answers at most 100 records a page plus an ``offset`` token while more remain;
-    the listing is complete only once a page comes back without one. Rate limits (429) and
-    server errors are retried; anything else fails with a message that names the base and
-    table, never the API key."""
+    the listing is complete only once a page comes back without one. Requests go through the
+    project's one HTTP layer: paced to Airtable's documented 5 requests a second per base,
+    429s waited out (30 s when Airtable does not say), faults retried. Anything else fails
+    with a message that names the base and table, never the API key."""
+
+    PACING = Pacing(max_requests_per_second=5, concurrency=1, default_retry_after_seconds=30)
 
     def __init__(
         self,
@@ -240,9 +250,8 @@ class AirtableSource:
         api_url: str = "https://api.airtable.com",
         name_field: str | None = None,
         timeout_seconds: float = 30.0,
-        max_attempts: int = 5,
-        retry_wait_seconds: float = 30.0,
-        sleep: Callable[[float], None] = time.sleep,
+        retry: RetryPolicy | None = None,
+        pacing: Pacing | None = None,
     ):
         if not api_key or not base_id:
             raise DirectoryError("Airtable needs AIRTABLE_API_KEY and AIRTABLE_BASE_ID.")
@@ -252,9 +261,8 @@ class AirtableSource:
         self.api_url = api_url.rstrip("/")
         self.name_field = name_field
         self.timeout_seconds = timeout_seconds
-        self.max_attempts = max(1, max_attempts)
-        self.retry_wait_seconds = retry_wait_seconds
-        self._sleep = sleep
+        self.retry = retry or RetryPolicy(max_attempts=5, initial_wait_seconds=1.0)
+        self.pacing = pacing or self.PACING
         self.pages = 0
         self.retries = 0
 
@@ -271,16 +279,20 @@ class AirtableSource:
         url = f"{self.api_url}/v0/{quote(self.base_id, safe='')}/{quote(self.table, safe='')}"
         seen_offsets: set[str] = set()
         offset: str | None = None
-        with httpx.Client(
-            timeout=self.timeout_seconds,
+        session = open_session(
+            f"airtable:{self.base_id}",
+            pacing=self.pacing,
+            retry=self.retry,
+            timeout_seconds=self.timeout_seconds,
             headers={"Authorization": f"Bearer {self._api_key}"},
-        ) as client:
+        )
+        try:
             while True:
                 params: list[tuple[str, str]] = [("pageSize", str(AIRTABLE_PAGE_SIZE))]
                 params += [("fields[]", name) for name in self.fields]
                 if offset:
                     params.append(("offset", offset))
-                page = self._get(client, url, params)
+                page = self._get(session, url, params)
                 self.pages += 1
                 records = page.get("records")
                 if not isinstance(records, list):
@@ -292,54 +304,30 @@ class AirtableSource:
                 if offset in seen_offsets:
                     raise DirectoryError(f"{self.description}: Airtable repeated a page offset.")
                 seen_offsets.add(offset)
+        finally:
+            self.retries = session.stats.retries
+            session.close()
 
-    def _get(self, client: httpx.Client, url: str, params: list[tuple[str, str]]) -> dict:
-        for attempt in range(1, self.max_attempts + 1):
-            last = attempt == self.max_attempts
-            try:
-                response = client.get(url, params=params)
-            except httpx.TransportError as exc:
-                if last:
-                    raise DirectoryError(
-                        f"{self.description}: Airtable unreachable ({type(exc).__name__})."
-                    ) from None
-                self._wait(attempt, None)
-                continue
-            if response.status_code == 429 or response.status_code >= 500:
-                if last:
-                    raise DirectoryError(
-                        f"{self.description}: Airtable answered {response.status_code} "
-                        f"{self.max_attempts} times; try again later."
-                    )
-                self._wait(attempt, response.headers.get("Retry-After"))
-                continue
-            if response.status_code != 200:
-                raise DirectoryError(
-                    f"{self.description}: Airtable answered {response.status_code} "
-                    f"{_airtable_error(response)}. "
-                    + {
-                        401: "Check AIRTABLE_API_KEY.",
-                        403: "The token lacks data.records:read on this base.",
-                        404: "Check AIRTABLE_BASE_ID and the table name.",
-                        422: f"The table needs the fields {', '.join(self.fields)}.",
-                    }.get(response.status_code, "")
-                )
-            try:
-                return response.json()
-            except ValueError:
-                raise DirectoryError(f"{self.description}: Airtable sent invalid JSON.") from None
-        raise AssertionError("unreachable")
-
-    def _wait(self, attempt: int, retry_after: str | None) -> None:
-        self.retries += 1
+    def _get(self, session: ApiSession, url: str, params: list[tuple[str, str]]) -> dict:
         try:
-            seconds = float(retry_after) if retry_after else None
+            response = session.http.get(url, params=params)
+        except ServiceUnavailable as error:
+            raise DirectoryError(f"{self.description}: {error}; try again later.") from None
+        if response.status_code != 200:
+            raise DirectoryError(
+                f"{self.description}: Airtable answered {response.status_code} "
+                f"{_airtable_error(response)}. "
+                + {
+                    401: "Check AIRTABLE_API_KEY.",
+                    403: "The token lacks data.records:read on this base.",
+                    404: "Check AIRTABLE_BASE_ID and the table name.",
+                    422: f"The table needs the fields {', '.join(self.fields)}.",
+                }.get(response.status_code, "")
+            )
+        try:
+            return response.json()
         except ValueError:
-            seconds = None
-        if seconds is None:
-            # Airtable asks for 30 s after a 429; back off likewise after faults.
-            seconds = self.retry_wait_seconds * min(attempt, 4)
-        self._sleep(min(max(seconds, 0.0), 300.0))
+            raise DirectoryError(f"{self.description}: Airtable sent invalid JSON.") from None
 
     def load(self) -> DirectoryLoad:
         return merge_rows(

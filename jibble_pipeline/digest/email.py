@@ -22,6 +22,8 @@ from typing import Literal, Protocol
 
 import httpx
 
+from jibble_pipeline.transport import Pacing, RetryPolicy, ServiceUnavailable, open_session
+
 SmtpSecurity = Literal["starttls", "ssl", "none"]
 
 
@@ -29,17 +31,9 @@ class SendError(Exception):
     """A send that failed; ``retryable`` when the same request may succeed later; ``fatal``
     when no other email of the batch can go either (no connection, credentials refused)."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        retryable: bool,
-        retry_after: float | None = None,
-        fatal: bool = False,
-    ):
+    def __init__(self, message: str, *, retryable: bool, fatal: bool = False):
         super().__init__(message)
         self.retryable = retryable
-        self.retry_after = retry_after
         self.fatal = fatal
 
 
@@ -217,9 +211,14 @@ def _reply(value: bytes | str) -> str:
 
 
 class ResendSender:
-    """The Resend HTTP API (``POST /emails``) with an ``Idempotency-Key`` per digest."""
+    """The Resend HTTP API (``POST /emails``) with an ``Idempotency-Key`` per digest.
+
+    Requests go through the project's one HTTP layer: paced to Resend's default team limit
+    (2 requests a second), 429s waited out, faults retried; the key makes a retried request
+    deliver once. What is still refused after that is a ``SendError``."""
 
     name = "resend"
+    PACING = Pacing(max_requests_per_second=2, concurrency=1)
 
     def __init__(
         self,
@@ -229,15 +228,19 @@ class ResendSender:
         api_url: str = "https://api.resend.com",
         reply_to: str | None = None,
         timeout_seconds: float = 30.0,
+        retry: RetryPolicy | None = None,
     ):
         if not api_key:
             raise SendError("the Resend backend needs RESEND_API_KEY", retryable=False)
         self.from_address = from_address
         self.reply_to = reply_to
         self.api_url = api_url.rstrip("/")
-        self._client = httpx.Client(
-            timeout=timeout_seconds,
-            headers={"Authorization": f"Bearer {api_key}", "User-Agent": "jibble-pipeline"},
+        self._session = open_session(
+            f"resend:{self.api_url}",
+            pacing=self.PACING,
+            retry=retry or RetryPolicy(max_attempts=3, initial_wait_seconds=2.0),
+            timeout_seconds=timeout_seconds,
+            headers={"Authorization": f"Bearer {api_key}"},
         )
 
     def __enter__(self) -> ResendSender:
@@ -258,13 +261,13 @@ class ResendSender:
         if self.reply_to:
             body["reply_to"] = self.reply_to
         try:
-            response = self._client.post(
+            response = self._session.http.post(
                 f"{self.api_url}/emails",
                 json=body,
                 headers={"Idempotency-Key": email.idempotency_key[:256]},
             )
-        except httpx.TransportError as exc:
-            raise SendError(f"Resend unreachable: {type(exc).__name__}", retryable=True) from None
+        except ServiceUnavailable as error:
+            raise SendError(f"Resend: {error}", retryable=False) from None
         if response.status_code in (200, 201, 202):
             try:
                 return str(response.json()["id"])
@@ -273,18 +276,15 @@ class ResendSender:
                     "Resend accepted the email without an id", retryable=False
                 ) from None
         detail = _resend_error(response)
-        retry_after = _seconds(response.headers.get("Retry-After"))
-        retryable = response.status_code == 429 or response.status_code >= 500
         hint = {401: "; check RESEND_API_KEY", 403: "; check the sending domain and key"}
         raise SendError(
             f"Resend answered {response.status_code} {detail}{hint.get(response.status_code, '')}",
-            retryable=retryable,
-            retry_after=retry_after,
+            retryable=False,
             fatal=response.status_code in hint,
         )
 
     def close(self) -> None:
-        self._client.close()
+        self._session.close()
 
 
 def _resend_error(response: httpx.Response) -> str:
@@ -296,13 +296,6 @@ def _resend_error(response: httpx.Response) -> str:
         return ""
     name, message = data.get("name"), data.get("message")
     return " ".join(f"{v}" for v in (f"({name})" if name else None, message) if v)[:300]
-
-
-def _seconds(value: str | None) -> float | None:
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
 
 
 @dataclass(frozen=True)
@@ -326,7 +319,8 @@ def deliver(
     secrets: Iterable[str | None] = (),
     sleep: Callable[[float], None] = time.sleep,
 ) -> DeliveryResult:
-    """Sends ``email``, retrying transient failures with a growing delay."""
+    """Sends ``email``, retrying what the sender says may succeed later (an SMTP 4xx, a
+    dropped SMTP connection) with a growing delay. HTTP senders retry in their transport."""
     secrets = list(secrets)
     attempts = max(1, max_attempts)
     for attempt in range(1, attempts + 1):
@@ -335,10 +329,5 @@ def deliver(
         except SendError as exc:
             if not exc.retryable or attempt == attempts:
                 return DeliveryResult(None, scrub(str(exc), secrets), attempt, exc.fatal)
-            delay = (
-                exc.retry_after
-                if exc.retry_after is not None
-                else retry_delay_seconds * 2 ** (attempt - 1)
-            )
-            sleep(min(delay, 300.0))
+            sleep(retry_delay_seconds * 2 ** (attempt - 1))
     raise AssertionError("unreachable")

@@ -23,6 +23,7 @@ from jibble_pipeline.digest.settings import (
     DEFAULT_RESEND_URL,
     DigestSettings,
 )
+from jibble_pipeline.transport import RetryPolicy
 
 
 def _env_or_none(name: str, is_set: bool) -> dg.EnvVar | None:
@@ -42,7 +43,6 @@ class ClientDirectoryResource(dg.ConfigurableResource):
     airtable_name_field: str | None = None
     timeout_seconds: float = 30.0
     max_attempts: int = 5
-    retry_wait_seconds: float = 30.0
 
     @property
     def description(self) -> str:
@@ -59,8 +59,7 @@ class ClientDirectoryResource(dg.ConfigurableResource):
                 api_url=self.airtable_url,
                 name_field=self.airtable_name_field,
                 timeout_seconds=self.timeout_seconds,
-                max_attempts=self.max_attempts,
-                retry_wait_seconds=self.retry_wait_seconds,
+                retry=RetryPolicy(max_attempts=self.max_attempts, initial_wait_seconds=1.0),
             ).load()
         if not self.clients_file:
             return DirectoryLoad(clients=[])
@@ -115,6 +114,11 @@ class EmailResource(dg.ConfigurableResource):
                 api_url=self.resend_api_url,
                 reply_to=self.reply_to,
                 timeout_seconds=self.timeout_seconds,
+                retry=RetryPolicy(
+                    max_attempts=self.max_attempts,
+                    initial_wait_seconds=self.retry_delay_seconds,
+                    max_wait_seconds=max(self.retry_delay_seconds * 8, 0.001),
+                ),
             )
         else:
             raise SendError(

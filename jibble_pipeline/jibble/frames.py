@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from datetime import datetime
@@ -24,6 +25,7 @@ ENTRY_COLUMNS = [
 ]  # fmt: skip
 QUARANTINE_COLUMNS = [
     "partition_date", "entry_id", "reason", "raw_payload", "run_id", "quarantined_at",
+    "quarantine_key",
 ]  # fmt: skip
 TIMESTAMP_COLUMNS = {
     "created_at", "updated_at", "removed_at", "synced_at", "time_utc", "fetched_at",
@@ -132,6 +134,15 @@ def entries_frame(entries: Sequence[TimeEntry], fetched_at: datetime) -> pd.Data
     return frame
 
 
+def quarantine_key(payload: dict) -> str:
+    """What identifies a quarantined payload: its entry id, or a digest of a payload without
+    a usable one (the same bad payload fetched again gets the same key)."""
+    entry_id = payload.get("id")
+    if isinstance(entry_id, str) and entry_id:
+        return entry_id
+    return "sha256:" + hashlib.sha256(payload_json(payload).encode()).hexdigest()
+
+
 def quarantine_frame(
     rejected: Sequence[Rejected], partition_dates: Sequence, run_id: str, at: datetime
 ) -> pd.DataFrame:
@@ -144,6 +155,7 @@ def quarantine_frame(
             "raw_payload": payload_json(r.payload),
             "run_id": run_id,
             "quarantined_at": at,
+            "quarantine_key": quarantine_key(r.payload),
         }
         for r, day in zip(rejected, partition_dates, strict=True)
     ]

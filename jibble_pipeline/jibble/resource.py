@@ -6,20 +6,21 @@ local Jibble simulator (a deterministic synthetic organisation following the rea
 and reads it over HTTP like the real API, and says so in the run's logs.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
 
-from jibble_pipeline.jibble.client import JibbleClient, RetryPolicy
+from jibble_pipeline.jibble.client import JibbleClient
 from jibble_pipeline.settings import (
     PRODUCTION_IDENTITY_URL,
     PRODUCTION_TIME_TRACKING_URL,
     PRODUCTION_WORKSPACE_URL,
     load_settings,
 )
+from jibble_pipeline.transport import Pacing, RetryPolicy
 
 DEMO_MESSAGE = (
     "DEMO MODE: JIBBLE_CLIENT_ID and JIBBLE_CLIENT_SECRET are not set, so this run reads the "
@@ -39,16 +40,23 @@ class JibbleResource(dg.ConfigurableResource):
     workspace_url: str = PRODUCTION_WORKSPACE_URL
     time_tracking_url: str = PRODUCTION_TIME_TRACKING_URL
     page_size: int = 1000
+    concurrency: int = 8
+    max_requests_per_second: float | None = None
     timeout_seconds: float = 30.0
     max_attempts: int = 8
-    retry_budget: int = 200
+    max_wait_seconds: float = 900.0
+    api_runs: int = 2  # steps calling Jibble at once, across runs (see warehouse.api_slots)
 
     @property
     def demo_mode(self) -> bool:
         return not (self.client_id and self.client_secret)
 
     @contextmanager
-    def get_client(self, log: Any | None = None) -> Iterator[JibbleClient]:
+    def get_client(
+        self, log: Any | None = None, share: Callable[[], int] | None = None
+    ) -> Iterator[JibbleClient]:
+        """A session; ``share`` counts the runs using the API now: each paces itself at its
+        share of the limits."""
         with ExitStack() as stack:
             client_id, client_secret = self.client_id or "", self.client_secret or ""
             urls = (self.identity_url, self.workspace_url, self.time_tracking_url)
@@ -67,10 +75,15 @@ class JibbleResource(dg.ConfigurableResource):
                     time_tracking_url=urls[2],
                     page_size=self.page_size,
                     timeout_seconds=self.timeout_seconds,
+                    pacing=Pacing(
+                        max_requests_per_second=self.max_requests_per_second,
+                        concurrency=self.concurrency,
+                    ),
                     retry=RetryPolicy(
-                        max_attempts=self.max_attempts, retry_budget=self.retry_budget
+                        max_attempts=self.max_attempts, patience_seconds=self.max_wait_seconds
                     ),
                     log=log,
+                    share=share,
                 )
             )
 

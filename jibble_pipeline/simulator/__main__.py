@@ -3,8 +3,9 @@
 
 The organisation follows the real clock, with work dates from ``--start`` to two days ahead,
 like the pipeline's demo mode; ``--now 2026-01-01T00:00:00Z`` fixes its clock instead (a
-dataset that does not grow while it is read, as benchmarks need). Point the pipeline at it
-with the printed settings.
+dataset that does not grow while it is read, as benchmarks need). ``--latency-ms 80
+--rate-limit 10`` make it behave like the remote, rate-limited API; ``--error-rate`` and
+``--drop-rate`` inject faults. Point the pipeline at it with the printed settings.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 
 from jibble_pipeline.settings import DEFAULT_PARTITIONS_START
-from jibble_pipeline.simulator import JibbleSimulator, SyntheticOrganisation
+from jibble_pipeline.simulator import FaultPlan, JibbleSimulator, SyntheticOrganisation
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,7 +40,34 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--client-id", help="fixed credentials instead of random ones")
     parser.add_argument("--client-secret")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every answer")
+    parser.add_argument(
+        "--latency-jitter-ms", type=float, default=0.0, help="uniform random extra latency, at most"
+    )
+    parser.add_argument(
+        "--rate-limit", type=float, default=0.0, help="requests per second (0: no limit)"
+    )
+    parser.add_argument(
+        "--rate-limit-burst", type=float, help="requests at once (default: one second's worth)"
+    )
+    parser.add_argument("--error-rate", type=float, default=0.0, help="fraction answered 5xx")
+    parser.add_argument(
+        "--drop-rate", type=float, default=0.0, help="fraction of connections dropped"
+    )
+    parser.add_argument("--fault-seed", type=int, default=0, help="seeds the random faults")
     args = parser.parse_args(argv)
+    try:
+        faults = FaultPlan(
+            latency_seconds=args.latency_ms / 1000,
+            latency_jitter_seconds=args.latency_jitter_ms / 1000,
+            rate_limit_per_second=args.rate_limit,
+            rate_limit_burst=args.rate_limit_burst,
+            error_rate_5xx=args.error_rate,
+            drop_rate=args.drop_rate,
+            seed=args.fault_seed,
+        )
+    except ValueError as error:
+        parser.error(str(error))
 
     now = args.now or datetime.now(UTC)
     organisation = SyntheticOrganisation(
@@ -52,6 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     simulator = JibbleSimulator(
         organisation,
         page_cap=args.page_cap,
+        faults=faults,
         client_id=args.client_id,
         client_secret=args.client_secret,
         port=args.port,
@@ -63,7 +92,8 @@ def main(argv: list[str] | None = None) -> None:
             f"{', clock fixed at ' + args.now.isoformat() if args.now else ''}\n"
             f"  URL            {simulator.url}\n"
             f"  client id      {simulator.client_id}\n"
-            f"  client secret  {simulator.client_secret}\n\n"
+            f"  client secret  {simulator.client_secret}\n"
+            f"{_conditions(faults)}\n"
             "Settings for the pipeline:\n"
             f"  export JIBBLE_CLIENT_ID={simulator.client_id}\n"
             f"  export JIBBLE_CLIENT_SECRET={simulator.client_secret}\n"
@@ -78,6 +108,27 @@ def main(argv: list[str] | None = None) -> None:
                 time.sleep(3600)
         except KeyboardInterrupt:
             print("Stopped.")
+
+
+def _conditions(plan: FaultPlan) -> str:
+    """Banner lines for the latency, rate limit and faults that are set."""
+    lines = []
+    if plan.latency_seconds or plan.latency_jitter_seconds:
+        lines.append(
+            f"  latency        {plan.latency_seconds * 1000:g} ms"
+            f" + up to {plan.latency_jitter_seconds * 1000:g} ms"
+        )
+    if plan.rate_limit_per_second:
+        lines.append(
+            f"  rate limit     {plan.rate_limit_per_second:g} requests/s,"
+            f" bursts of {plan.rate_limit_capacity:g}"
+        )
+    if plan.error_rate_5xx or plan.drop_rate:
+        lines.append(
+            f"  faults         {plan.error_rate_5xx:g} answered 5xx, {plan.drop_rate:g} dropped"
+            f" (seed {plan.seed})"
+        )
+    return "".join(f"{line}\n" for line in lines)
 
 
 def _instant(text: str) -> datetime:

@@ -266,7 +266,7 @@ _GeneratedEntry = tuple[int, dict[str, Any], tuple[int, dict[str, Any]] | None]
 
 def _visible_from(entry: dict[str, Any]) -> int:
     created = entry.get("createdAt")
-    if entry.get("time") is None:  # a malformed entry (``edit_entry(..., drop=["time"])``)
+    if not isinstance(entry.get("time"), str):  # a malformed entry: no time, or not text
         return instant_ms(created)
     time_ms = instant_ms(entry["time"])
     return max(time_ms, instant_ms(created)) if created else time_ms
@@ -673,8 +673,9 @@ class SyntheticOrganisation:
         self, entry_id: str, *, drop: Iterable[str] = (), **fields: Any
     ) -> dict[str, Any]:
         """Change fields of an entry as it is now; updatedAt becomes "now". A new ``time``
-        recomputes localTime and offset unless they are given too. ``drop`` removes fields,
-        making the malformed entries a buggy client can send (no ``personId``, no ``time``)."""
+        recomputes localTime and offset unless they are given too (or it is not text: a
+        malformed ``time`` is stored as given). ``drop`` removes fields, making the malformed
+        entries a buggy client can send (no ``personId``, no ``time``)."""
         drop = set(drop)
         if drop & {"id", "belongsToDate", "createdAt"}:
             raise ValueError("entries are kept by id, belongsToDate and createdAt: keep those")
@@ -687,7 +688,7 @@ class SyntheticOrganisation:
             if earlier is not None and earlier[0] > now_ms:
                 current = earlier[1]
             revised = {**current, **fields}
-            if "time" in fields:
+            if isinstance(fields.get("time"), str):
                 agent = self._agents_by_person.get(revised.get("personId", ""))
                 computed = self._time_fields(agent, instant_ms(fields["time"]))
                 revised.update({k: v for k, v in computed.items() if k not in fields})

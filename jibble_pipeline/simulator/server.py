@@ -2,13 +2,15 @@
 
 It serves a ``SyntheticOrganisation`` the way Jibble behaves (SPEC §2): client-credentials
 tokens that expire, OData collections whose pages are capped silently below ``$top`` and never
-carry ``@odata.nextLink``, and, when a ``FaultPlan`` asks for them, the faults a client must
-survive: 429s, 5xx answers, dropped connections and stalled answers.
+carry ``@odata.nextLink``, and, when a ``FaultPlan`` asks for them, the conditions a client must
+survive: network latency, a token-bucket rate limit, 429s, 5xx answers, dropped connections and
+stalled answers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import secrets
 import socket
@@ -32,19 +34,35 @@ TOKEN_PATH = "/connect/token"
 COLLECTION_PATHS = {f"/v1/{entity}": entity for entity in ENTITY_FIELDS}
 RATE_LIMIT_HEADERS = ("Retry-After", "X-RateLimit-Reset")
 SERVER_ERROR_STATUSES = (500, 502, 503, 504)
-RESULT_CACHE_SIZE = 8
+CONTROL_PREFIX = "/_simulator"
+RESULT_CACHE_SIZE = 1024  # clients read a year one work date (one query) at a time
 _JSON = "application/json; charset=utf-8"
 
 
 @dataclass(frozen=True)
 class FaultPlan:
-    """Faults injected into collection GETs (never into token requests).
+    """Latency for every request, and faults injected into collection GETs (never into token
+    requests).
 
-    ``every_nth_429`` answers every Nth collection request with 429 and the header
-    ``rate_limit_header``: ``Retry-After`` (seconds) or ``X-RateLimit-Reset`` (the Unix time at
-    which to retry). The random faults are drawn in a fixed order per request from a generator
-    seeded with ``seed``, so a plan replays identically for the same sequence of requests.
-    Precedence: 429, drop, 5xx, stall (a stalled request is answered normally, late)."""
+    Every request the server answers (token requests and 404s included) is delayed by
+    ``latency_seconds`` plus a uniform random extra of up to ``latency_jitter_seconds``; each
+    connection has its own thread, so concurrent requests wait side by side.
+
+    ``rate_limit_per_second`` (0: none) is a token bucket holding ``rate_limit_burst`` tokens
+    (None: one second's worth, at least 1). It starts full, refills continuously, and is
+    consulted when a request arrives (before the latency): a request that finds less than one
+    token is answered 429 and takes none. ``every_nth_429`` answers every Nth collection request
+    with 429, whatever the bucket holds. A 429 carries the header ``rate_limit_header``:
+    ``Retry-After`` (seconds; the bucket's are rounded up to a whole second) or
+    ``X-RateLimit-Reset`` (the Unix time at which to retry).
+
+    The random faults are drawn in a fixed order per request from a generator seeded with
+    ``seed``, so a plan replays identically for the same sequence of requests. Precedence: an
+    outage, the bucket's 429, every Nth 429, drop, 5xx, stall (a stalled request is answered
+    normally, late).
+
+    ``outage_after_requests`` (0: never): once that many collection requests have been
+    answered, the API is down: every later one is answered 503."""
 
     error_rate_5xx: float = 0.0
     every_nth_429: int = 0
@@ -55,19 +73,40 @@ class FaultPlan:
     stall_seconds: float = 2.0
     token_lifetime_seconds: float | None = None
     seed: int = 0
+    latency_seconds: float = 0.0
+    latency_jitter_seconds: float = 0.0
+    rate_limit_per_second: float = 0.0
+    rate_limit_burst: float | None = None
+    outage_after_requests: int = 0
 
     def __post_init__(self) -> None:
         for name in ("error_rate_5xx", "drop_rate", "stall_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
-        if self.every_nth_429 < 0:
-            raise ValueError("every_nth_429 must be 0 (never) or positive")
-        if self.retry_after_seconds < 0 or self.stall_seconds < 0:
-            raise ValueError("retry_after_seconds and stall_seconds must not be negative")
+        if self.every_nth_429 < 0 or self.outage_after_requests < 0:
+            raise ValueError("every_nth_429 and outage_after_requests must be 0 (never) or more")
+        for name in (
+            "retry_after_seconds",
+            "stall_seconds",
+            "latency_seconds",
+            "latency_jitter_seconds",
+            "rate_limit_per_second",
+        ):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+        if self.rate_limit_burst is not None and self.rate_limit_burst < 1:
+            raise ValueError("rate_limit_burst must be at least 1 (a request takes one token)")
         if self.rate_limit_header not in RATE_LIMIT_HEADERS:
             raise ValueError(f"rate_limit_header must be one of {', '.join(RATE_LIMIT_HEADERS)}")
         if self.token_lifetime_seconds is not None and self.token_lifetime_seconds <= 0:
             raise ValueError("token_lifetime_seconds must be positive")
+
+    @property
+    def rate_limit_capacity(self) -> float:
+        """The bucket's size: ``rate_limit_burst``, or one second's worth (at least 1)."""
+        if self.rate_limit_burst is not None:
+            return self.rate_limit_burst
+        return max(1.0, self.rate_limit_per_second)
 
 
 @dataclass
@@ -90,6 +129,10 @@ class SimulatorStats:
         with self._lock:
             setattr(self, name, getattr(self, name) + amount)
 
+    def as_dict(self) -> dict[str, int]:
+        with self._lock:
+            return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+
     def reset(self) -> None:
         with self._lock:
             for counter in fields(self):
@@ -100,26 +143,62 @@ class SimulatorStats:
 class _Fault(NamedTuple):
     kind: str | None  # "rate_limit", "drop", "server_error", "stall" or None
     status: int = 200
+    headers: dict[str, str] | None = None  # a 429's Retry-After or X-RateLimit-Reset
+
+
+class _TokenBucket:
+    """Holds up to ``capacity`` tokens, starts full and refills at ``rate`` tokens a second."""
+
+    def __init__(self, rate: float, capacity: float):
+        self.rate = rate
+        self.capacity = capacity
+        self._tokens = capacity
+        self._updated = time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self) -> float:
+        """Takes a token and returns 0, or, if less than one is left, takes none and returns
+        the seconds until one is."""
+        with self._lock:
+            now = time.monotonic()
+            elapsed = now - self._updated
+            self._tokens = min(self.capacity, self._tokens + elapsed * self.rate)
+            self._updated = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return 0.0
+            return (1 - self._tokens) / self.rate
 
 
 class _FaultDice:
-    """The fault draws of one plan: a request counter and a seeded generator."""
+    """The fault draws of one plan: a request counter, a seeded generator and the rate
+    limit's token bucket."""
 
     def __init__(self, plan: FaultPlan):
         self.plan = plan
         self._random = random.Random(plan.seed)
         self._requests = 0
         self._lock = threading.Lock()
+        rate = plan.rate_limit_per_second
+        self._bucket = _TokenBucket(rate, plan.rate_limit_capacity) if rate else None
 
     def roll(self) -> _Fault:
         plan = self.plan
+        wait = self._bucket.take() if self._bucket is not None else 0.0
         with self._lock:
             self._requests += 1
             nth = self._requests
             drop, error, stall = self._random.random(), self._random.random(), self._random.random()
             status = self._random.choice(SERVER_ERROR_STATUSES)
+        if plan.outage_after_requests and nth > plan.outage_after_requests:
+            return _Fault("server_error", 503)
+        if wait:
+            return _Fault(
+                "rate_limit", 429, _rate_limit_headers(plan, max(1, math.ceil(wait)), wait)
+            )
         if plan.every_nth_429 and nth % plan.every_nth_429 == 0:
-            return _Fault("rate_limit", 429)
+            seconds = plan.retry_after_seconds
+            return _Fault("rate_limit", 429, _rate_limit_headers(plan, seconds, seconds))
         if drop < plan.drop_rate:
             return _Fault("drop")
         if error < plan.error_rate_5xx:
@@ -218,7 +297,8 @@ class JibbleSimulator:
 
     @property
     def faults(self) -> FaultPlan:
-        """The fault plan; assigning a new one restarts the request count and random draws."""
+        """The fault plan; assigning a new one restarts the request count and random draws
+        and fills the rate limit's bucket."""
         return self._dice.plan
 
     @faults.setter
@@ -368,9 +448,40 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: tests and benchmarks send many thousands of requests."""
 
+    def _control(self) -> bool:
+        """``/_simulator/stats`` (GET) and ``/_simulator/faults`` (POST a JSON FaultPlan):
+        controls for tests and benchmarks that run the simulator in another process, allowed
+        with the client secret in ``X-Simulator-Control``. Not counted, never delayed."""
+        path = urlsplit(self.path).path
+        if not path.startswith(CONTROL_PREFIX):
+            return False
+        simulator = self.server.simulator
+        given = self.headers.get("X-Simulator-Control", "")
+        if not secrets.compare_digest(given.encode(), simulator.client_secret.encode()):
+            self._send_json(403, {"error": "forbidden"})
+            return True
+        if path == f"{CONTROL_PREFIX}/stats" and self.command == "GET":
+            self._send_json(200, simulator.stats.as_dict())
+        elif path == f"{CONTROL_PREFIX}/faults" and self.command == "POST":
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                simulator.faults = FaultPlan(**orjson.loads(self.rfile.read(length) or b"{}"))
+            except (TypeError, ValueError) as error:
+                self._send_json(400, {"error": str(error)})
+                return True
+            simulator.reset_stats()
+            self._send_json(200, {"faults": "replaced"})
+        else:
+            self._send_not_found(path)
+        return True
+
     def do_POST(self) -> None:
+        if self._control():
+            return
         simulator = self.server.simulator
         simulator.stats.add("requests")
+        if not self._delay(simulator.faults):
+            return
         try:
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
@@ -390,24 +501,29 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(status, body, {"Cache-Control": "no-store"})
 
     def do_GET(self) -> None:
+        if self._control():
+            return
         simulator = self.server.simulator
         stats = simulator.stats
         stats.add("requests")
         split = urlsplit(self.path)
         entity = COLLECTION_PATHS.get(split.path.rstrip("/"))
+        dice = simulator._dice
+        plan = dice.plan
+        fault = dice.roll() if entity is not None else _Fault(None)  # on arrival, before the delay
+        if not self._delay(plan):
+            return
         if entity is None:
             self._send_not_found(split.path)
             return
 
-        dice = simulator._dice
-        fault, plan = dice.roll(), dice.plan
         if fault.kind == "drop":
             stats.add("dropped")
             self.close_connection = True
             return
         if fault.kind == "rate_limit":
             stats.add("rate_limited")
-            self._send_rate_limited(plan)
+            self._send_odata_error(429, "TooManyRequests", "Rate limit exceeded", fault.headers)
             return
         if fault.kind == "server_error":
             stats.add("server_errors")
@@ -436,14 +552,14 @@ class _Handler(BaseHTTPRequestHandler):
         stats.add("pages")
         self._send_json(200, body)
 
-    def _send_rate_limited(self, plan: FaultPlan) -> None:
-        if plan.rate_limit_header == "Retry-After":
-            value = _number_text(plan.retry_after_seconds)
-        else:
-            value = f"{time.time() + plan.retry_after_seconds:.3f}"
-        self._send_odata_error(
-            429, "TooManyRequests", "Rate limit exceeded", {plan.rate_limit_header: value}
-        )
+    def _delay(self, plan: FaultPlan) -> bool:
+        """Sleeps the plan's latency; False, with the connection to be closed unanswered, if
+        the simulator stops meanwhile."""
+        seconds = plan.latency_seconds + random.uniform(0.0, plan.latency_jitter_seconds)
+        if seconds and self.server.simulator._stopping.wait(seconds):
+            self.close_connection = True
+            return False
+        return True
 
     def _send_not_found(self, path: str) -> None:
         self._send_odata_error(404, "NotFound", f"No resource at {path}")
@@ -464,6 +580,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
+
+
+def _rate_limit_headers(plan: FaultPlan, retry_after: float, reset_in: float) -> dict[str, str]:
+    """The plan's 429 header: ``Retry-After: retry_after``, or ``X-RateLimit-Reset``, the Unix
+    time ``reset_in`` seconds from now."""
+    if plan.rate_limit_header == "Retry-After":
+        return {"Retry-After": _number_text(retry_after)}
+    return {"X-RateLimit-Reset": f"{time.time() + reset_in:.3f}"}
 
 
 def _number_text(seconds: float) -> str:

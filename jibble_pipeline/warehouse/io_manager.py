@@ -2,12 +2,10 @@
 
 A partitioned asset's output replaces (or, for raw entries, merges into) exactly the rows
 of the run's partition window, in one transaction; an input reads back only the partitions
-the downstream asset asked for. Raw entries may also arrive as a ``FrameStream`` (page by
-page), so a year's backfill never sits in memory at once.
+the downstream asset asked for. (Raw entries are landed in chunks by their own asset, which
+then reports a ``MaterializeResult``: the IO manager only reads them.)
 """
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import timedelta
 
 import dagster as dg
@@ -26,15 +24,6 @@ def open_warehouse(database_url: str | None, schema_name: str) -> Warehouse:
     return Warehouse(url, schema_name)
 
 
-@dataclass(frozen=True)
-class FrameStream:
-    """Frames written one after the other in one transaction; ``metadata`` is read once
-    they have all been written (counts only known at the end of the stream)."""
-
-    frames: Iterable[pd.DataFrame]
-    metadata: Callable[[], dict[str, object]]
-
-
 def _window(context: dg.InputContext | dg.OutputContext) -> DateWindow | None:
     if not context.has_asset_partitions:
         return None
@@ -51,22 +40,14 @@ class PostgresIOManager(dg.ConfigurableIOManager):
     database_url: str | None = None
     schema_name: str = "jibble"
 
-    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | FrameStream) -> None:
+    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
         name = context.asset_key.path[-1]
         spec = table(name)
         window = _window(context) if spec.partition_column else None
-        warehouse = open_warehouse(self.database_url, self.schema_name)
-        extra: dict[str, object] = {}
-        if isinstance(obj, FrameStream):
-            summary = warehouse.write_chunks(name, obj.frames, window)
-            extra = obj.metadata()
-        elif isinstance(obj, pd.DataFrame):
-            summary = warehouse.write(name, obj, window)
-        else:
+        if not isinstance(obj, pd.DataFrame):
             raise TypeError(f"{name}: the Postgres IO manager stores DataFrames, got {type(obj)}")
-        context.add_output_metadata(
-            {"table": f"{self.schema_name}.{name}", **summary.metadata(), **extra}
-        )
+        summary = open_warehouse(self.database_url, self.schema_name).write(name, obj, window)
+        context.add_output_metadata({"table": f"{self.schema_name}.{name}", **summary.metadata()})
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         name = context.upstream_output.asset_key.path[-1]

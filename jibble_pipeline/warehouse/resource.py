@@ -1,12 +1,14 @@
 """The warehouse as a Dagster resource, for assets, checks and sensors that query it."""
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 from psycopg import sql
 
+from jibble_pipeline.warehouse.api_slots import api_slot
 from jibble_pipeline.warehouse.io_manager import open_warehouse
 from jibble_pipeline.warehouse.store import Warehouse
 
@@ -31,3 +33,9 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def read_table(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
         return self.open().read(name, columns=columns)
+
+    @contextmanager
+    def api_slot(self, api: str, limit: int, wait_seconds: float) -> Iterator[Callable[[], int]]:
+        """One of the ``limit`` slots of an outside API, shared by every run (``api_slots``)."""
+        with api_slot(self.open().url, api, limit, wait_seconds) as held:
+            yield held

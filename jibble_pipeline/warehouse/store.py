@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -20,10 +20,15 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from jibble_pipeline.streams import closing_if_possible
 from jibble_pipeline.warehouse.bulk import copy_frame
 from jibble_pipeline.warehouse.connection import connect
-from jibble_pipeline.warehouse.tables import Table, WriteMode, create_statements, table
+from jibble_pipeline.warehouse.tables import (
+    Table,
+    WriteMode,
+    added_column_statements,
+    create_statements,
+    table,
+)
 
 _created: set[tuple[str, str]] = set()
 _created_lock = threading.Lock()
@@ -41,6 +46,9 @@ class DateWindow:
     def __post_init__(self) -> None:
         if self.end <= self.start:
             raise ValueError(f"empty date window {self.start}..{self.end}")
+
+    def dates(self) -> list[date]:
+        return [self.start + timedelta(days=n) for n in range((self.end - self.start).days)]
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,35 @@ class WriteSummary:
             "merge": ("inserted", "updated", "unchanged", "marked_removed"),
         }[self.mode]
         return {"dagster/row_count": self.rows, **{name: getattr(self, name) for name in counts}}
+
+
+@dataclass(frozen=True)
+class EntryBatch:
+    """Raw entries of consecutive whole work dates (``window``), with the quarantine rows of
+    the payloads fetched for them that failed validation."""
+
+    window: DateWindow
+    entries: pd.DataFrame
+    quarantine: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class RangeProgress:
+    """The range a run is fetching, and the run: a landed date is recorded for resuming."""
+
+    first: date
+    last: date
+    run_id: str
+    fetched_at: datetime
+
+
+@dataclass(frozen=True)
+class LandedChunk:
+    """What one committed chunk of work dates holds now (``counts``: see ``entry_counts``)."""
+
+    window: DateWindow
+    summary: WriteSummary
+    counts: pd.DataFrame
 
 
 class Warehouse:
@@ -92,6 +129,13 @@ class Warehouse:
                 return
             with connect(self.url) as conn:
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (DDL_LOCK_KEY,))
+                existing = conn.execute(
+                    "SELECT table_name, column_name FROM information_schema.columns"
+                    " WHERE table_schema = %s",
+                    (self.schema,),
+                ).fetchall()
+                for statement in added_column_statements(self.schema, set(existing)):
+                    conn.execute(statement)
                 for statement in create_statements(self.schema):
                     conn.execute(statement)
             _created.add(key)
@@ -156,22 +200,156 @@ class Warehouse:
                 return self._replace(cursor, spec, frame, window)
             if spec.write == "upsert":
                 return self._upsert(cursor, spec, frame)
-            return self._merge(cursor, spec, [frame], window)
+            return self._merge(cursor, spec, frame, window)
 
-    def write_chunks(
-        self, name: str, chunks: Iterable[pd.DataFrame], window: DateWindow | None = None
-    ) -> WriteSummary:
-        """Merges a stream of frames (raw entries page by page) in one transaction, holding
-        one chunk in memory at a time. If the stream or the write fails, nothing of it is
-        written, and a stream that can be closed (a generator) is closed at once."""
-        spec = table(name)
-        if spec.write != "merge":
-            raise ValueError(f"{name} is written whole ({spec.write}), not as a stream")
-        with closing_if_possible(chunks), self.connection() as conn, conn.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{self.schema}.{spec.name}",)
+    # ------------------------------------------------------------------ raw entries
+
+    def land_entries(
+        self, batches: Iterable[EntryBatch], progress: RangeProgress | None = None
+    ) -> LandedChunk:
+        """One transaction: the batches' raw entries merged into their work dates (which must
+        follow one another), the quarantine of those dates and of the entries met replaced,
+        and the dates recorded as landed for ``progress``. If the batches (a stream still
+        being fetched) or the write fail, nothing of it is written."""
+        spec, quarantine = table("raw_time_entries"), table("quarantined_entries")
+        with self.connection() as conn, conn.cursor() as cursor:
+            # A chunk's commit need not wait for its WAL to reach the disk: the transaction
+            # stays atomic (after a server crash the chunk and its progress row are both
+            # there or both gone), and a run carries on while the WAL is flushed.
+            cursor.execute("SET LOCAL synchronous_commit = off")
+            for name in (spec.name, quarantine.name):
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{self.schema}.{name}",)
+                )
+            merge = _EntryMerge(self, cursor, spec)
+            windows: list[DateWindow] = []
+            rejected: list[pd.DataFrame] = []
+            fetched: list[pd.Series] = []
+            for batch in batches:
+                if windows and batch.window.start != windows[-1].end:
+                    raise ValueError("the batches of a chunk must be consecutive work dates")
+                windows.append(batch.window)
+                merge.add(batch.entries, batch.window)
+                rejected.append(batch.quarantine)
+                fetched.append(batch.entries["belongs_to_date"])
+            if not windows:
+                raise ValueError("a chunk needs at least one batch of work dates")
+            window = DateWindow(windows[0].start, windows[-1].end)
+            summary = merge.finish()
+            rejects = pd.concat(rejected, ignore_index=True)
+            self._replace_quarantine(cursor, window, rejects, merge.met)
+            if progress is not None:
+                self._record_landed(cursor, window, pd.concat(fetched), rejects, progress)
+            counts = self._entry_counts(cursor, window)
+        return LandedChunk(window, summary, counts)
+
+    def entry_counts(self, window: DateWindow) -> pd.DataFrame:
+        """Per work date of ``window``: ``stored`` entries (still at the source), ``removed``
+        ones (gone at the source) and ``quarantined`` payloads."""
+        with self.connection() as conn, conn.cursor() as cursor:
+            return self._entry_counts(cursor, window)
+
+    def landed_dates(self, first: date, last: date, since: datetime) -> pd.DataFrame:
+        """Work dates of the range [first, last] that an unfinished fetch of the same range
+        landed at or after ``since``: ``work_date``, ``entries``, ``fetched_at``, ``run_id``."""
+        query = sql.SQL(
+            "SELECT work_date, entries, quarantined, fetched_at, run_id FROM {}"
+            " WHERE range_first = %(first)s AND range_last = %(last)s"
+            " AND fetched_at >= %(since)s ORDER BY work_date"
+        ).format(self.identifier("ingest_checkpoints"))
+        return self.query_frame(query, {"first": first, "last": last, "since": since})
+
+    def forget_landed(self, first: date, last: date, older_than: datetime) -> None:
+        """The range [first, last] is complete: its progress rows go, with any older than
+        ``older_than`` (of ranges that were never finished)."""
+        with self.connection() as conn:
+            conn.execute(
+                sql.SQL(
+                    "DELETE FROM {} WHERE (range_first = %(first)s AND range_last = %(last)s)"
+                    " OR fetched_at < %(older)s"
+                ).format(self.identifier("ingest_checkpoints")),
+                {"first": first, "last": last, "older": older_than},
             )
-            return self._merge(cursor, spec, chunks, window)
+
+    def _replace_quarantine(
+        self, cursor: psycopg.Cursor, window: DateWindow, rejects: pd.DataFrame, met: set[str]
+    ) -> None:
+        """The quarantine of the window's dates is replaced; a row of an entry met here (now
+        valid, or rejected again) is removed wherever it was filed. One row per entry."""
+        spec = table("quarantined_entries")
+        target = self.identifier(spec.name)
+        cursor.execute(
+            sql.SQL("DELETE FROM {} WHERE {}").format(target, self._window_condition(spec, window))
+        )
+        rejects = rejects.drop_duplicates("quarantine_key", keep="last")
+        keys = met | set(rejects["quarantine_key"])
+        cursor.execute(
+            sql.SQL("SELECT quarantine_key FROM {} WHERE quarantine_key IS NOT NULL").format(target)
+        )
+        elsewhere = sorted(keys.intersection(key for (key,) in cursor))
+        if elsewhere:
+            cursor.execute(
+                sql.SQL("DELETE FROM {} WHERE quarantine_key = ANY(%s)").format(target),
+                (elsewhere,),
+            )
+        self._copy(cursor, target, spec, rejects)
+
+    def _record_landed(
+        self,
+        cursor: psycopg.Cursor,
+        window: DateWindow,
+        fetched: pd.Series,
+        rejects: pd.DataFrame,
+        progress: RangeProgress,
+    ) -> None:
+        days = window.dates()
+        entries = fetched.value_counts()
+        quarantined = rejects["partition_date"].value_counts()
+        cursor.execute(
+            sql.SQL(
+                "INSERT INTO {} (range_first, range_last, work_date, entries, quarantined,"
+                " fetched_at, run_id)"
+                " SELECT %(first)s, %(last)s, day, entries, quarantined, %(at)s, %(run)s"
+                " FROM unnest(%(days)s::date[], %(entries)s::int[], %(quarantined)s::int[])"
+                "   AS landed(day, entries, quarantined)"
+                " ON CONFLICT (range_first, range_last, work_date) DO UPDATE SET"
+                " entries = excluded.entries, quarantined = excluded.quarantined,"
+                " fetched_at = excluded.fetched_at, run_id = excluded.run_id"
+            ).format(self.identifier("ingest_checkpoints")),
+            {
+                "first": progress.first,
+                "last": progress.last,
+                "at": progress.fetched_at,
+                "run": progress.run_id,
+                "days": days,
+                "entries": [int(entries.get(day, 0)) for day in days],
+                "quarantined": [int(quarantined.get(day, 0)) for day in days],
+            },
+        )
+
+    def _entry_counts(self, cursor: psycopg.Cursor, window: DateWindow) -> pd.DataFrame:
+        cursor.execute(
+            sql.SQL(
+                "SELECT day::date AS work_date, coalesce(r.stored, 0) AS stored,"
+                " coalesce(r.removed, 0) AS removed, coalesce(q.quarantined, 0) AS quarantined"
+                " FROM generate_series(%(start)s::date, %(end)s::date - 1, interval '1 day')"
+                "   AS day"
+                " LEFT JOIN (SELECT belongs_to_date, count(*) FILTER (WHERE removed_at IS NULL)"
+                "   AS stored, count(*) FILTER (WHERE removed_at IS NOT NULL) AS removed"
+                "   FROM {raw} WHERE belongs_to_date >= %(start)s AND belongs_to_date < %(end)s"
+                "   GROUP BY belongs_to_date) r ON r.belongs_to_date = day::date"
+                " LEFT JOIN (SELECT partition_date, count(*) AS quarantined FROM {quarantine}"
+                "   WHERE partition_date >= %(start)s AND partition_date < %(end)s"
+                "   GROUP BY partition_date) q ON q.partition_date = day::date"
+                " ORDER BY 1"
+            ).format(
+                raw=self.identifier("raw_time_entries"),
+                quarantine=self.identifier("quarantined_entries"),
+            ),
+            {"start": window.start, "end": window.end},
+        )
+        columns = ["work_date", "stored", "removed", "quarantined"]
+        return pd.DataFrame(cursor.fetchall(), columns=columns)
 
     def _window_condition(self, spec: Table, window: DateWindow | None) -> sql.Composable:
         if window is None:
@@ -235,101 +413,11 @@ class Warehouse:
         )
 
     def _merge(
-        self,
-        cursor: psycopg.Cursor,
-        spec: Table,
-        chunks: Iterable[pd.DataFrame],
-        window: DateWindow | None,
+        self, cursor: psycopg.Cursor, spec: Table, frame: pd.DataFrame, window: DateWindow | None
     ) -> WriteSummary:
-        """Newest version wins (by ``updated_at``); an unchanged entry is left as it is
-        (its ``fetched_at`` too); entries of the window the source no longer returns are kept
-        and marked ``removed_at``.
-
-        The ids stored in the window are read once. Entries not among them (all of them in a
-        backfill) are copied straight into the table, as a bare COPY would; only stored
-        ones go through a staging table and one set-based merge at the end."""
-        (key,) = spec.primary_key
-        target = self.identifier(spec.name)
-        staging = self._staging_table(cursor, spec)
-        unseen = self._window_ids(cursor, spec, window)
-        rows = copied = 0
-        repeats = False  # may the staging table hold an entry twice?
-        for whole in chunks:
-            _check_columns(spec, whole)
-            if window is not None:
-                _check_window(spec, whole, window)
-            for start in range(0, len(whole), MERGE_CHUNK_ROWS):
-                chunk = whole.iloc[start : start + MERGE_CHUNK_ROWS]
-                rows += len(chunk)
-                ids = chunk[key]
-                # Stored and not met yet in this stream; an entry met again (or met twice in
-                # this chunk) conflicts with its first copy and is staged by _copy_new.
-                stored = np.fromiter((i in unseen for i in ids), bool, len(ids))
-                twice = ids.duplicated(keep=False).to_numpy()
-                repeats |= bool(twice.any())
-                unseen.difference_update(ids)
-                self._copy(cursor, staging, spec, chunk[stored | twice])
-                new, staged = self._copy_new(cursor, spec, staging, chunk[~(stored | twice)])
-                copied += new
-                repeats |= staged > 0
-
-        columns = sql.SQL(", ").join(map(sql.Identifier, spec.column_names))
-        updates = sql.SQL(", ").join(
-            sql.SQL("{} = excluded.{}").format(sql.Identifier(c), sql.Identifier(c))
-            for c in spec.column_names
-            if c not in spec.primary_key and c != "removed_at"
-        )
-        # An entry met twice in one stream (a page boundary moved under the paging) is
-        # merged once, newest version first. Sorting the whole staging table for that costs
-        # more than the merge itself, so it is done only when a repeat is possible.
-        incoming = sql.SQL("SELECT {columns} FROM {staging}").format(
-            columns=columns, staging=staging
-        )
-        if repeats:
-            incoming = sql.SQL(
-                "SELECT DISTINCT ON ({key}) {columns} FROM {staging}"
-                " ORDER BY {key}, updated_at DESC NULLS LAST"
-            ).format(key=sql.Identifier(key), columns=columns, staging=staging)
-        cursor.execute(
-            sql.SQL(
-                "INSERT INTO {target} AS stored ({columns}) {incoming}"
-                " ON CONFLICT ({key}) DO UPDATE SET {updates}, removed_at = NULL"
-                " WHERE (stored.updated_at IS NULL OR excluded.updated_at IS NULL"
-                "        OR excluded.updated_at >= stored.updated_at)"
-                "   AND (stored.raw_payload IS DISTINCT FROM excluded.raw_payload"
-                "        OR stored.belongs_to_date <> excluded.belongs_to_date"
-                "        OR stored.removed_at IS NOT NULL)"
-                " RETURNING (xmax = 0)"
-            ).format(
-                target=target,
-                columns=columns,
-                incoming=incoming,
-                key=sql.Identifier(key),
-                updates=updates,
-            )
-        )
-        outcomes = [new for (new,) in cursor.fetchall()]
-        inserted = copied + sum(outcomes)
-        updated = len(outcomes) - sum(outcomes)
-        marked = 0
-        if unseen:
-            cursor.execute(
-                sql.SQL(
-                    "UPDATE {target} SET removed_at = %(now)s"
-                    " WHERE {key} = ANY(%(ids)s) AND removed_at IS NULL"
-                ).format(target=target, key=sql.Identifier(key)),
-                {"now": datetime.now(UTC), "ids": sorted(unseen)},
-            )
-            marked = cursor.rowcount
-        return WriteSummary(
-            spec.name,
-            spec.write,
-            rows,
-            inserted=inserted,
-            updated=updated,
-            unchanged=rows - inserted - updated,
-            marked_removed=marked,
-        )
+        merge = _EntryMerge(self, cursor, spec)
+        merge.add(frame, window)
+        return merge.finish()
 
     def _window_ids(
         self, cursor: psycopg.Cursor, spec: Table, window: DateWindow | None
@@ -370,6 +458,116 @@ class Warehouse:
         stored = chunk[key].isin([i for (i,) in cursor.fetchall()])
         staged = self._copy(cursor, staging, spec, chunk[stored])
         return self._copy(cursor, target, spec, chunk[~stored]), staged
+
+
+class _EntryMerge:
+    """Raw entries merged into their table inside one transaction, frame by frame.
+
+    Newest version wins (by ``updated_at``); an unchanged entry is left as it is (its
+    ``fetched_at`` too); entries of the windows merged that the source no longer returns are
+    kept and marked ``removed_at``. The ids stored in each window are read once, when its
+    first frame arrives. Entries not among them (all of them in a backfill) are copied
+    straight into the table, as a bare COPY would; only stored ones go through a staging
+    table and one set-based merge at the end."""
+
+    def __init__(self, warehouse: Warehouse, cursor: psycopg.Cursor, spec: Table):
+        self.warehouse, self.cursor, self.spec = warehouse, cursor, spec
+        self.staging = warehouse._staging_table(cursor, spec)
+        self.unseen: set[str] = set()  # stored in the windows merged, not met yet
+        self.met: set[str] = set()
+        self.windows: set[DateWindow | None] = set()
+        self.rows = self.copied = 0
+        self.repeats = False  # may the staging table hold an entry twice?
+
+    def add(self, whole: pd.DataFrame, window: DateWindow | None) -> None:
+        spec, cursor = self.spec, self.cursor
+        (key,) = spec.primary_key
+        _check_columns(spec, whole)
+        if window is not None:
+            _check_window(spec, whole, window)
+        if window not in self.windows:
+            self.windows.add(window)
+            self.unseen |= self.warehouse._window_ids(cursor, spec, window) - self.met
+        for start in range(0, len(whole), MERGE_CHUNK_ROWS):
+            chunk = whole.iloc[start : start + MERGE_CHUNK_ROWS]
+            self.rows += len(chunk)
+            ids = chunk[key]
+            # Stored and not met yet in this stream; an entry met again (or met twice in this
+            # chunk) conflicts with its first copy and is staged by _copy_new.
+            unseen = self.unseen
+            stored = np.fromiter((i in unseen for i in ids), bool, len(ids))
+            twice = ids.duplicated(keep=False).to_numpy()
+            self.repeats |= bool(twice.any())
+            unseen.difference_update(ids)
+            self.met.update(ids)
+            self.warehouse._copy(cursor, self.staging, spec, chunk[stored | twice])
+            new, staged = self.warehouse._copy_new(
+                cursor, spec, self.staging, chunk[~(stored | twice)]
+            )
+            self.copied += new
+            self.repeats |= staged > 0
+
+    def finish(self) -> WriteSummary:
+        spec, cursor, staging = self.spec, self.cursor, self.staging
+        (key,) = spec.primary_key
+        target = self.warehouse.identifier(spec.name)
+        columns = sql.SQL(", ").join(map(sql.Identifier, spec.column_names))
+        updates = sql.SQL(", ").join(
+            sql.SQL("{} = excluded.{}").format(sql.Identifier(c), sql.Identifier(c))
+            for c in spec.column_names
+            if c not in spec.primary_key and c != "removed_at"
+        )
+        # An entry met twice in one stream (a page boundary moved under the paging) is
+        # merged once, newest version first. Sorting the whole staging table for that costs
+        # more than the merge itself, so it is done only when a repeat is possible.
+        incoming = sql.SQL("SELECT {columns} FROM {staging}").format(
+            columns=columns, staging=staging
+        )
+        if self.repeats:
+            incoming = sql.SQL(
+                "SELECT DISTINCT ON ({key}) {columns} FROM {staging}"
+                " ORDER BY {key}, updated_at DESC NULLS LAST"
+            ).format(key=sql.Identifier(key), columns=columns, staging=staging)
+        cursor.execute(
+            sql.SQL(
+                "INSERT INTO {target} AS stored ({columns}) {incoming}"
+                " ON CONFLICT ({key}) DO UPDATE SET {updates}, removed_at = NULL"
+                " WHERE (stored.updated_at IS NULL OR excluded.updated_at IS NULL"
+                "        OR excluded.updated_at >= stored.updated_at)"
+                "   AND (stored.raw_payload IS DISTINCT FROM excluded.raw_payload"
+                "        OR stored.belongs_to_date <> excluded.belongs_to_date"
+                "        OR stored.removed_at IS NOT NULL)"
+                " RETURNING (xmax = 0)"
+            ).format(
+                target=target,
+                columns=columns,
+                incoming=incoming,
+                key=sql.Identifier(key),
+                updates=updates,
+            )
+        )
+        outcomes = [new for (new,) in cursor.fetchall()]
+        inserted = self.copied + sum(outcomes)
+        updated = len(outcomes) - sum(outcomes)
+        marked = 0
+        if self.unseen:
+            cursor.execute(
+                sql.SQL(
+                    "UPDATE {target} SET removed_at = %(now)s"
+                    " WHERE {key} = ANY(%(ids)s) AND removed_at IS NULL"
+                ).format(target=target, key=sql.Identifier(key)),
+                {"now": datetime.now(UTC), "ids": sorted(self.unseen)},
+            )
+            marked = cursor.rowcount
+        return WriteSummary(
+            spec.name,
+            spec.write,
+            self.rows,
+            inserted=inserted,
+            updated=updated,
+            unchanged=self.rows - inserted - updated,
+            marked_removed=marked,
+        )
 
 
 def _check_columns(spec: Table, frame: pd.DataFrame) -> None:

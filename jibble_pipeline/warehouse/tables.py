@@ -96,15 +96,31 @@ RAW_TIME_ENTRIES = Table(
     indexes=(("person_id", "time_utc"), ("activity_id",), ("belongs_to_date",), ("updated_at",)),
     unread=frozenset({"raw_payload"}),
 )  # fmt: skip
+# One row per quarantined entry (``quarantine_key``: its id, or a digest of a payload without
+# one), filed under the work date of the query that returned it; cleared when it is fixed.
 QUARANTINED_ENTRIES = Table(
     "quarantined_entries",
     {
         "partition_date": "date NOT NULL", "entry_id": TEXT, "reason": "text NOT NULL",
-        "raw_payload": JSON, "run_id": TEXT, "quarantined_at": TS,
+        "raw_payload": JSON, "run_id": TEXT, "quarantined_at": TS, "quarantine_key": TEXT,
     },
     write="replace",
     partition_column="partition_date",
-    indexes=(("partition_date",), ("entry_id",)),
+    indexes=(("partition_date",), ("entry_id",), ("quarantine_key",)),
+)  # fmt: skip
+# Progress of a range being fetched: each work date landed (one row per date, written in the
+# same transaction as its entries). A re-run of the same range skips the dates listed here
+# that have not changed at the source since; a range that completes removes its rows.
+INGEST_CHECKPOINTS = Table(
+    "ingest_checkpoints",
+    {
+        "range_first": "date NOT NULL", "range_last": "date NOT NULL",
+        "work_date": "date NOT NULL", "entries": "integer NOT NULL",
+        "quarantined": "integer NOT NULL", "fetched_at": "timestamptz NOT NULL",
+        "run_id": TEXT,
+    },
+    write="upsert",
+    primary_key=("range_first", "range_last", "work_date"),
 )  # fmt: skip
 SESSIONS = Table(
     "sessions",
@@ -198,7 +214,7 @@ TABLES: dict[str, Table] = {
     t.name: t
     for t in (
         AGENTS, CLIENT_GROUPS, ACTIVITIES, AGENT_GROUP_HISTORY, RAW_TIME_ENTRIES,
-        QUARANTINED_ENTRIES, SESSIONS, DAILY_ATTENDANCE, WEEKLY_HOURS,
+        QUARANTINED_ENTRIES, INGEST_CHECKPOINTS, SESSIONS, DAILY_ATTENDANCE, WEEKLY_HOURS,
         CLIENT_DIRECTORY, CLIENT_DIGESTS, SENT_DIGESTS,
     )
 }  # fmt: skip
@@ -220,6 +236,21 @@ def table(name: str) -> Table:
 
 def _index_name(table_name: str, columns: tuple[str, ...]) -> str:
     return f"{table_name}_{'_'.join(columns)}_idx"
+
+
+def added_column_statements(schema: str, existing: set[tuple[str, str]]) -> list[sql.Composable]:
+    """``ALTER TABLE ... ADD COLUMN`` for the nullable columns a table created by an older
+    version lacks; ``existing`` holds the (table, column) pairs the schema has."""
+    tables = {name for name, _ in existing}
+    return [
+        sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+            sql.Identifier(schema, spec.name), sql.Identifier(column), sql.SQL(kind)
+        )
+        for spec in TABLES.values()
+        if spec.name in tables
+        for column, kind in spec.columns.items()
+        if (spec.name, column) not in existing and "NOT NULL" not in kind
+    ]
 
 
 def create_statements(schema: str) -> list[sql.Composable]:

@@ -1,0 +1,1 @@
+"""Loading from Jibble into the warehouse: what is fetched, validated and landed, and how."""

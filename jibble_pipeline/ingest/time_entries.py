@@ -1,0 +1,246 @@
+"""Raw time entries of a range of work dates, fetched and landed in chunks of whole dates.
+
+Three stages run at once: the client reads the dates' pages (several requests in flight), a
+thread validates and frames them in batches, and the caller's thread writes the frames.
+Every ``CHUNK_ENTRIES`` entries or so, at a date boundary, the chunk is committed with its
+quarantine rows and a progress row per date (one transaction): a run that fails or is
+killed keeps the dates it landed, and a re-run of the same range skips those of them that
+have not changed at the source since (one ``updatedAt`` query tells), so it continues
+where the first stopped and ends like a clean run.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from jibble_pipeline.jibble.client import JibbleClient
+from jibble_pipeline.jibble.frames import entries_frame, quarantine_frame
+from jibble_pipeline.jibble.models import Rejected, TimeEntry, parse_payloads
+from jibble_pipeline.streams import read_ahead
+from jibble_pipeline.warehouse.store import (
+    DateWindow,
+    EntryBatch,
+    LandedChunk,
+    RangeProgress,
+    Warehouse,
+)
+
+BATCH_ENTRIES = 5_000  # payloads validated and framed together
+CHUNK_ENTRIES = 50_000  # entries committed together (whole work dates)
+RESUME_WITHIN = timedelta(hours=24)  # landed dates older than this are fetched again
+CHANGE_OVERLAP = timedelta(minutes=10)  # clock skew between Jibble and this machine
+YOUNG_THRESHOLD = 50_000
+
+
+@dataclass
+class DateFigures:
+    """What was fetched for one work date, for its partition's metadata."""
+
+    fetched: int = 0
+    quarantined: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    first_time: pd.Timestamp | None = None
+    last_time: pd.Timestamp | None = None
+    resumed_from: str | None = None  # the run that landed it, when it was not fetched again
+
+
+@contextmanager
+def collections_for_a_stream() -> Iterator[None]:
+    """Garbage collection fit for a stream of millions of short-lived payloads: full
+    collections no longer walk every object the process already had (Dagster's and the
+    run's: frozen), and the young generation is collected every ``YOUNG_THRESHOLD``
+    allocations instead of 700, while pages, batches and chunks in flight would otherwise
+    be scanned again and again (together about a fifth of a backfill's time)."""
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(YOUNG_THRESHOLD, *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+
+
+class EntryLoad:
+    """The fetch of the work dates [first, last] into the warehouse."""
+
+    def __init__(
+        self,
+        client: JibbleClient,
+        warehouse: Warehouse,
+        first: date,
+        last: date,
+        *,
+        run_id: str,
+        log: Any,
+        now: datetime | None = None,
+        chunk_entries: int = CHUNK_ENTRIES,
+    ):
+        if last < first:
+            raise ValueError(f"work dates {first}..{last}: the last is before the first")
+        self.client, self.warehouse, self.log = client, warehouse, log
+        self.chunk_entries = max(1, chunk_entries)
+        self.first, self.last = first, last
+        self.fetched_at = now or datetime.now(UTC)
+        self.progress = RangeProgress(first, last, run_id, self.fetched_at)
+        self.dates = DateWindow(first, last + timedelta(days=1)).dates()
+        self.figures: dict[date, DateFigures] = {day: DateFigures() for day in self.dates}
+        self.landed: list[date] = []
+        self.rejected = 0
+
+    # -------------------------------------------------------------------------- run
+
+    def run(self) -> Iterator[tuple[LandedChunk, bool]]:
+        """Fetches and lands the range chunk by chunk; yields each committed chunk and
+        whether it was the last of a range that completes. Dates landed by an unfinished
+        earlier fetch of the same range, unchanged since, are not fetched again."""
+        resumed = self._resumed()
+        to_fetch = [day for day in self.dates if day not in resumed]
+        pages = self.client.time_entries_by_date(to_fetch)
+        with closing(read_ahead(self._batches(pages), depth=2)) as batches:
+            upcoming = _Peekable(batches)
+            while upcoming.peek() is not None:
+                chunk = self.warehouse.land_entries(self._chunk(upcoming), self.progress)
+                self.landed.extend(chunk.window.dates())
+                yield chunk, upcoming.peek() is None and upcoming.failure is None
+            if upcoming.failure is not None:
+                raise upcoming.failure  # after landing every date read whole before it
+        self.warehouse.forget_landed(self.first, self.last, self.fetched_at - RESUME_WITHIN)
+
+    @property
+    def resumed(self) -> list[date]:
+        return [day for day, figures in self.figures.items() if figures.resumed_from]
+
+    def _resumed(self) -> set[date]:
+        """Dates an unfinished fetch of this range landed recently, with no entry created,
+        edited or archived since (``updatedAt``); their figures are taken from then."""
+        landed = self.warehouse.landed_dates(self.first, self.last, self.fetched_at - RESUME_WITHIN)
+        if landed.empty:
+            return set()
+        since = pd.Timestamp(min(landed["fetched_at"])).to_pydatetime() - CHANGE_OVERLAP
+        days = list(landed["work_date"])
+        changed = self.client.time_entries_changed_since(since, work_dates=(min(days), max(days)))
+        touched = {str(payload.get("belongsToDate")) for payload in changed}
+        resumed = set()
+        for row in landed.itertuples(index=False):
+            if row.work_date.isoformat() in touched:
+                continue
+            figures = self.figures[row.work_date]
+            figures.fetched, figures.quarantined = int(row.entries), int(row.quarantined)
+            figures.resumed_from = row.run_id
+            resumed.add(row.work_date)
+        if resumed:
+            self.log.info(
+                f"Resuming {self.first}..{self.last}: {len(resumed)} of {len(self.dates)} work "
+                "dates were landed by an unfinished run and have not changed since; "
+                "fetching the rest"
+            )
+        return resumed
+
+    # ---------------------------------------------------------------------- stages
+
+    def _batches(self, pages: Iterable[tuple[date, list[dict]]]) -> Iterator[EntryBatch]:
+        """Consecutive fetched dates joined into batches of about ``BATCH_ENTRIES``."""
+        days: list[date] = []
+        payloads: list[tuple[date, list[dict]]] = []
+        size = 0
+        try:
+            for day, rows in pages:
+                if days and day != days[-1] + timedelta(days=1):  # a resumed date between
+                    yield self._batch(days, payloads)
+                    days, payloads, size = [], [], 0
+                days.append(day)
+                payloads.append((day, rows))
+                size += len(rows)
+                if size >= min(BATCH_ENTRIES, self.chunk_entries):
+                    yield self._batch(days, payloads)
+                    days, payloads, size = [], [], 0
+        except Exception:  # the fetch failed: the dates read whole so far are landed first
+            if days:
+                yield self._batch(days, payloads)
+            raise
+        if days:
+            yield self._batch(days, payloads)
+
+    def _batch(self, days: list[date], payloads: list[tuple[date, list[dict]]]) -> EntryBatch:
+        """Validated entries as a warehouse frame; rejects (and entries of another date than
+        the one asked for: a server ignoring the filter) filed under the date asked for."""
+        entries: list[TimeEntry] = []
+        rejected: list[Rejected] = []
+        filed_under: list[date] = []
+        for day, rows in payloads:
+            parsed, bad = parse_payloads(TimeEntry, rows)
+            for entry in parsed:
+                if entry.belongs_to_date == day:
+                    entries.append(entry)
+                else:
+                    reason = f"belongsToDate {entry.belongs_to_date} asked for {day}"
+                    bad.append(Rejected(payload=entry.raw, reason=reason))
+            rejected += bad
+            filed_under += [day] * len(bad)
+            self.figures[day].quarantined = len(bad)
+        frame = entries_frame(entries, self.fetched_at)
+        self._count(frame)
+        self.rejected += len(rejected)
+        quarantine = quarantine_frame(rejected, filed_under, self.progress.run_id, self.fetched_at)
+        return EntryBatch(DateWindow(days[0], days[-1] + timedelta(days=1)), frame, quarantine)
+
+    def _chunk(self, batches: _Peekable) -> Iterator[EntryBatch]:
+        """Batches of consecutive dates up to about ``chunk_entries`` entries."""
+        size, end = 0, None
+        while (batch := batches.peek()) is not None:
+            if end is not None and (batch.window.start != end or size >= self.chunk_entries):
+                return
+            next(batches)
+            size += len(batch.entries)
+            end = batch.window.end
+            yield batch
+
+    def _count(self, frame: pd.DataFrame) -> None:
+        if frame.empty:
+            return
+        for day, rows in frame.groupby("belongs_to_date", sort=False):
+            figures = self.figures[day]
+            figures.fetched = len(rows)
+            figures.statuses = Counter(rows["status"].fillna("(missing)"))
+            figures.first_time = rows["time_utc"].min()
+            figures.last_time = rows["time_utc"].max()
+
+
+class _Peekable:
+    """An iterator whose next item can be looked at without taking it (None at the end). If
+    the items fail, it ends there and keeps the error in ``failure``: the chunk being written
+    commits what came whole before it."""
+
+    def __init__(self, items: Iterator[Any]):
+        self._items = items
+        self._next: Any = None
+        self._peeked = False
+        self.failure: Exception | None = None
+
+    def peek(self) -> Any:
+        if not self._peeked:
+            try:
+                self._next = next(self._items, None)
+            except Exception as error:
+                self._next, self.failure = None, error
+            self._peeked = True
+        return self._next
+
+    def __iter__(self) -> _Peekable:
+        return self
+
+    def __next__(self) -> Any:
+        item = self.peek()
+        self._peeked = False
+        if item is None:
+            raise StopIteration
+        return item
