@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
 import signal
 import statistics
 import subprocess
@@ -16,7 +17,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -106,20 +107,42 @@ class Simulator:
         answer.raise_for_status()
         return answer.json()["access_token"]
 
+    def stats(self) -> dict[str, int]:
+        """What the simulator answered since it started (or since its faults were set)."""
+        answer = httpx.get(
+            f"{self.url}/_simulator/stats", headers={"X-Simulator-Control": self.client_secret}
+        )
+        answer.raise_for_status()
+        return answer.json()
+
+    def set_faults(self, **plan: Any) -> None:
+        """A new fault plan (``FaultPlan`` fields) from now on; the stats start again."""
+        answer = httpx.post(
+            f"{self.url}/_simulator/faults",
+            json=plan,
+            headers={"X-Simulator-Control": self.client_secret},
+        )
+        answer.raise_for_status()
+
     def count_entries(self, first: date, last: date, timeout: float = 1800) -> int:
         """The simulator's own count of the entries of work dates [first, last] (ground
-        truth). The first call also makes it generate those dates and cache the sorted result
-        of the pipeline's query, so what is timed afterwards is serving, not generating."""
-        params = {
-            "$filter": between_dates("belongsToDate", first, last),
-            "$orderby": ENTRY_ORDER,
-            "$count": "true",
-            "$top": "1",
-        }
+        truth). It also makes it generate those dates and cache the sorted result of the
+        pipeline's query of each date, so what is timed afterwards is serving, not
+        generating (as a real Jibble would)."""
+        token = self.token()
+        total = self._count(between_dates("belongsToDate", first, last), token, timeout)
+        day = first
+        while day <= last:
+            self._count(between_dates("belongsToDate", day, day), token, timeout)
+            day += timedelta(days=1)
+        return total
+
+    def _count(self, condition: str, token: str, timeout: float) -> int:
+        params = {"$filter": condition, "$orderby": ENTRY_ORDER, "$count": "true", "$top": "1"}
         answer = httpx.get(
             f"{self.url}/v1/TimeEntries",
             params=params,
-            headers={"Authorization": f"Bearer {self.token()}"},
+            headers={"Authorization": f"Bearer {token}"},
             timeout=timeout,
         )
         answer.raise_for_status()
@@ -128,9 +151,16 @@ class Simulator:
 
 @contextmanager
 def simulator_process(
-    *, agents: int, start: date, now: datetime | None, page_cap: int, seed: int = 7
+    *,
+    agents: int,
+    start: date,
+    now: datetime | None,
+    page_cap: int,
+    seed: int = 7,
+    options: list[str] | None = None,
 ) -> Iterator[Simulator]:
-    """Starts the simulator CLI on a free port and stops it (Ctrl-C) at the end."""
+    """Starts the simulator CLI on a free port and stops it (Ctrl-C) at the end. ``options``:
+    further CLI options (``--latency-ms 100``, ``--rate-limit 20``, ...)."""
     client_id, client_secret = "benchmark", secrets.token_urlsafe(24)
     command = [
         sys.executable,
@@ -141,11 +171,12 @@ def simulator_process(
         "--page-cap", str(page_cap),
         "--seed", str(seed),
         "--start", start.isoformat(),
-        "--client-id", client_id,
-        "--client-secret", client_secret,
+        f"--client-id={client_id}",
+        f"--client-secret={client_secret}",  # a secret may start with "-"
     ]  # fmt: skip
     if now is not None:
         command += ["--now", now.isoformat()]
+    command += options or []
     process = subprocess.Popen(
         command, cwd=PROJECT, stdout=subprocess.PIPE, text=True, env={**os.environ}
     )
@@ -167,6 +198,80 @@ def simulator_process(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def add_api_arguments(parser: Any) -> None:
+    """The simulator's remote-API conditions, and the pipeline's pacing settings."""
+    parser.add_argument("--latency-ms", type=float, default=0, help="per request, simulator")
+    parser.add_argument("--rate-limit", type=float, default=0, help="requests/s, simulator")
+    parser.add_argument("--error-rate", type=float, default=0, help="5xx fraction, simulator")
+    parser.add_argument("--drop-rate", type=float, default=0, help="dropped, simulator")
+    parser.add_argument("--concurrency", type=int, default=8, help="the pipeline's setting")
+    parser.add_argument(
+        "--max-rps", type=float, default=None, help="the pipeline's requests/s ceiling"
+    )
+
+
+def api_conditions(args: Any) -> dict[str, float]:
+    """The ``FaultPlan`` of the remote-API options, set once the benchmark has warmed the
+    simulator up (``Simulator.set_faults``)."""
+    return {
+        "latency_seconds": args.latency_ms / 1000,
+        "rate_limit_per_second": args.rate_limit,
+        "error_rate_5xx": args.error_rate,
+        "drop_rate": args.drop_rate,
+    }
+
+
+def describe_api(args: Any) -> str:
+    conditions = [
+        f"{args.latency_ms:g} ms per request" if args.latency_ms else "no latency",
+        f"limit {args.rate_limit:g} requests/s" if args.rate_limit else "no rate limit",
+    ]
+    if args.error_rate or args.drop_rate:
+        conditions.append(f"{args.error_rate:.0%} 5xx, {args.drop_rate:.0%} dropped")
+    ceiling = f"{args.max_rps:g} requests/s" if args.max_rps else "none (adapts to 429s)"
+    return (
+        f"simulated API: {', '.join(conditions)}; pipeline: concurrency {args.concurrency}, "
+        f"ceiling {ceiling}"
+    )
+
+
+class CliRun:
+    """The README's raw-entry command for [first, last], run as a user runs it: in its own
+    process (group), with the project's ``dagster.yaml`` in a Dagster home of its own."""
+
+    def __init__(self, simulator: Simulator, url: str, schema: str, first: date, last: date):
+        self.home = tempfile.mkdtemp(prefix="jibble-bench-home-")
+        shutil.copy(PROJECT / "dagster.yaml", Path(self.home) / "dagster.yaml")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("JIBBLE_", "DAGSTER_"))}
+        env.update(
+            simulator.environment(),
+            DAGSTER_HOME=self.home,
+            JIBBLE_HOME=str(Path(self.home) / "jibble"),
+            JIBBLE_DATABASE_URL=url,
+            JIBBLE_DB_SCHEMA=schema,
+            JIBBLE_PARTITIONS_START=first.isoformat(),
+        )
+        command = [
+            str(Path(sys.executable).with_name("dagster")), "asset", "materialize",
+            "-m", "jibble_pipeline.definitions",
+            "--select", "raw_time_entries,quarantined_entries",
+            "--partition-range", f"{first}...{last}",
+        ]  # fmt: skip
+        self.process = subprocess.Popen(
+            command, cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, start_new_session=True,
+        )  # fmt: skip
+
+    def wait(self) -> tuple[int, str]:
+        output, _ = self.process.communicate(timeout=3600)
+        shutil.rmtree(self.home, ignore_errors=True)
+        return self.process.returncode, output
+
+    def kill(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.wait()
 
 
 def median(values: list[float]) -> float:

@@ -2,6 +2,13 @@
 
     .venv/bin/python benchmarks/backfill_year.py --agents 400 --days 365
         [--page-cap 100] [--pg-option enable_nestloop=off] [--database-url postgresql://...]
+        [--latency-ms 100] [--rate-limit 20] [--error-rate 0.03] [--concurrency 8]
+        [--max-rps 20]
+
+The ``--latency-ms``/``--rate-limit``/``--error-rate``/``--drop-rate`` options make the
+simulator behave like the remote Jibble (a round trip per request, a token-bucket limit
+answering 429, transient faults); ``--concurrency`` and ``--max-rps`` are the pipeline's
+settings (``JIBBLE_CONCURRENCY``, ``JIBBLE_MAX_REQUESTS_PER_SECOND``).
 
 The simulator runs in its own process (``python -m jibble_pipeline.simulator``, clock fixed
 two days after the last work date, so every entry of the range exists). Before the clock
@@ -42,7 +49,10 @@ from benchmarks._machine import (  # noqa: E402
 )
 from benchmarks._support import (  # noqa: E402
     Stopwatch,
+    add_api_arguments,
     add_database_argument,
+    api_conditions,
+    describe_api,
     postgres,
     scratch_schema,
     server_version,
@@ -103,6 +113,7 @@ def main() -> None:
         "enable_nestloop=off (what-if; repeatable)",
     )
     add_database_argument(parser)
+    add_api_arguments(parser)
     args = parser.parse_args()
 
     first = args.start
@@ -112,7 +123,10 @@ def main() -> None:
         postgres(args.database_url) as url,
         scratch_schema(url) as schema,
         simulator_process(
-            agents=args.agents, start=first, now=now, page_cap=args.page_cap
+            agents=args.agents,
+            start=first,
+            now=now,
+            page_cap=args.page_cap,
         ) as simulator,
     ):
         version = server_version(url)
@@ -127,6 +141,8 @@ def main() -> None:
                 workspace_url=simulator.url,
                 time_tracking_url=simulator.url,
                 page_size=args.page_size,
+                concurrency=args.concurrency,
+                max_requests_per_second=args.max_rps,
             ),
             "io_manager": PostgresIOManager(database_url=pipeline_url, schema_name=schema),
             "warehouse": WarehouseResource(database_url=pipeline_url, schema_name=schema),
@@ -138,6 +154,7 @@ def main() -> None:
             f"(generated in {warm.seconds:.1f} s); backfilling in one run...",
             flush=True,
         )
+        simulator.set_faults(**api_conditions(args))  # from now on; its stats start again
         cpu_before = time.process_time(), process_cpu_seconds(simulator.pid)
         with Stopwatch() as run:
             result = dg.materialize(
@@ -153,16 +170,14 @@ def main() -> None:
             process_cpu_seconds(simulator.pid) - cpu_before[1],
         )
         peak = peak_rss_mib()
+        served = simulator.stats()
         stored = count_rows(url, schema, "raw_time_entries")
         quarantined = count_rows(url, schema, "quarantined_entries")
         phases = step_phases(instance, result.run_id)
-        metadata: dict[str, object] = {}
-        for materialization in result.asset_materializations_for_node("fetch_time_entries"):
-            if materialization.asset_key.path[-1] == "raw_time_entries":
-                metadata = {k: v.value for k, v in materialization.metadata.items()}
+        tags = instance.get_run_by_id(result.run_id).tags
 
     start_step = phases.get("STEP_START", 0.0)
-    written = phases.get("HANDLED_OUTPUT:raw_time_entries")
+    step = phases.get("STEP_SUCCESS", phases.get("STEP_FAILURE", run.seconds)) - start_step
     print()
     print(f"machine: {describe_machine()}")
     print(f"database: PostgreSQL {version} ({'given URL' if args.database_url else 'embedded'})")
@@ -172,19 +187,33 @@ def main() -> None:
         f"organisation: {args.agents} agents, work dates {first}..{last} ({args.days} days), "
         f"simulator pages of at most {args.page_cap} rows, pipeline $top {args.page_size}"
     )
+    print(describe_api(args))
     print(f"run: {'succeeded' if result.success else 'FAILED'} ({result.run_id})")
     print(
         f"entries: {expected:,} at the simulator, {stored:,} stored, {quarantined:,} quarantined"
         f" -> {'complete' if stored == expected else 'MISMATCH'}"
     )
-    for key in ("pages_fetched", "requests", "retries"):
-        if key in metadata:
-            print(f"  {key}: {metadata[key]:,}")
+    limited = served.get("rate_limited", 0)
+    print(
+        f"simulator answered {served['requests']:,} requests: {served['pages']:,} pages, "
+        f"{limited:,} x 429 ({limited / max(1, served['requests']):.2%}), "
+        f"{served['server_errors']:,} x 5xx, {served['dropped']:,} dropped"
+    )
+    print(
+        f"  the run's own count: {tags.get('jibble/requests', '?')} requests, "
+        f"{tags.get('jibble/retries', '?')} retries, {tags.get('jibble/rate_limited', '?')} x 429"
+    )
     print(f"wall time of the run: {run.seconds:8.1f} s = {expected / run.seconds:,.0f} entries/s")
-    if written is not None:
-        print(f"  run start -> step start:                     {start_step:8.1f} s")
-        print(f"  step start -> raw entries fetched and written: {written - start_step:6.1f} s")
-        print(f"  quarantine + end of run:                     {run.seconds - written:8.1f} s")
+    print(f"  run start -> step start:            {start_step:8.1f} s")
+    print(
+        f"  the fetch step (fetched and landed): {step:8.1f} s = "
+        f"{served['pages'] / step:,.1f} pages/s, {served['requests'] / step:,.1f} requests/s"
+    )
+    if args.rate_limit:
+        print(
+            f"  pages/s as a share of the {args.rate_limit:g} requests/s limit: "
+            f"{served['pages'] / step / args.rate_limit:.1%}"
+        )
     print(
         f"CPU during the run: this process (the run) {cpu[0]:.1f} s, simulator {cpu[1]:.1f} s "
         f"(2 cores are shared with PostgreSQL)"

@@ -1,0 +1,165 @@
+"""A long backfill stopped half-way, then run again: how much of it the re-run repeats.
+
+    .venv/bin/python benchmarks/resume.py --agents 400 --weeks 12 [--database-url ...]
+
+The README's command for a range of work dates, run as a user runs it (its own process,
+the project's ``dagster.yaml``), against a simulator process (pages of at most 100 rows,
+clock fixed after the range)::
+
+    dagster asset materialize -m jibble_pipeline.definitions \\
+        --select raw_time_entries,quarantined_entries --partition-range A...B
+
+1. A clean run into an empty schema: the pages a full run reads.
+2. Killed: the same run into another schema, SIGKILLed once half the work dates have landed,
+   then run again to the end.
+3. Jibble unavailable: the same into a third schema; once half the dates have landed every
+   request is answered 503 until the run gives up; then Jibble answers again and the range
+   is run again.
+
+For 2 and 3: the pages the re-run read, as a share of the full run's (target <= 60 %), and
+whether the warehouse then equals the clean run's (every entry, its payload and date).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._machine import describe_machine  # noqa: E402
+from benchmarks._support import (  # noqa: E402
+    CliRun,
+    Stopwatch,
+    add_database_argument,
+    postgres,
+    scratch_schema,
+    simulator_process,
+)
+
+TARGET = 0.6
+
+
+def landed_dates(url: str, schema: str) -> int:
+    with psycopg.connect(url) as conn:
+        exists = conn.execute("SELECT to_regclass(%s)", (f'"{schema}".ingest_checkpoints',))
+        if exists.fetchone()[0] is None:
+            return 0
+        table = sql.Identifier(schema, "ingest_checkpoints")
+        return conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()[0]
+
+
+def until(condition: Callable[[], bool], run: CliRun, what: str) -> None:
+    while not condition():
+        if run.process.poll() is not None:
+            raise RuntimeError(f"the run ended before {what}")
+        time.sleep(0.2)
+
+
+def entries(url: str, schema: str) -> set[tuple]:
+    with psycopg.connect(url) as conn:
+        table = sql.Identifier(schema, "raw_time_entries")
+        query = sql.SQL(
+            "SELECT entry_id, belongs_to_date, raw_payload::text, removed_at IS NULL FROM {}"
+        ).format(table)
+        return set(conn.execute(query).fetchall())
+
+
+def rerun(simulator, url: str, schema: str, dates: tuple[date, date], truth, full: int) -> str:
+    """Runs the range again with the faults off: how much it read, and whether the warehouse
+    then equals the clean run's."""
+    simulator.set_faults()
+    with Stopwatch() as clock:
+        code, output = CliRun(simulator, url, schema, *dates).wait()
+    assert code == 0, output[-3000:]
+    again = simulator.stats()["pages"]
+    same = entries(url, schema) == truth
+    return (
+        f"re-run read {again:,} pages = {again / full:.1%} of a full run (target <= "
+        f"{TARGET:.0%}: {'met' if again / full <= TARGET else 'MISSED'}) in {clock.seconds:.1f} "
+        f"s; warehouse {'equals' if same else 'DIFFERS FROM'} the clean run's"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--agents", type=int, default=400)
+    parser.add_argument("--weeks", type=int, default=12)
+    parser.add_argument("--page-cap", type=int, default=100)
+    add_database_argument(parser)
+    args = parser.parse_args()
+    first = date(2025, 1, 6)
+    last = first + timedelta(weeks=args.weeks) - timedelta(days=1)
+    days = (last - first).days + 1
+    now = datetime.combine(last + timedelta(days=2), clock_time(), UTC)
+    results: list[str] = []
+    with (
+        postgres(args.database_url) as url,
+        simulator_process(
+            agents=args.agents, start=date(2025, 1, 1), now=now, page_cap=args.page_cap
+        ) as simulator,
+        scratch_schema(url) as clean,
+        scratch_schema(url) as killed,
+        scratch_schema(url) as outage,
+    ):
+        expected = simulator.count_entries(first, last)
+        print(f"{expected:,} entries in {first}..{last}; clean run...", flush=True)
+        simulator.set_faults()
+        with Stopwatch() as full_run:
+            code, output = CliRun(simulator, url, clean, first, last).wait()
+        assert code == 0, output[-3000:]
+        full = simulator.stats()["pages"]
+        truth = entries(url, clean)
+        assert len(truth) == expected
+        results.append(f"clean run: {full:,} pages, {full_run.seconds:.1f} s")
+
+        def half_landed(schema: str) -> Callable[[], bool]:
+            return lambda: landed_dates(url, schema) >= days / 2
+
+        # 2. SIGKILL half-way.
+        print("killed half-way...", flush=True)
+        simulator.set_faults()
+        run = CliRun(simulator, url, killed, first, last)
+        until(half_landed(killed), run, "half the dates landed")
+        run.kill()
+        kept = landed_dates(url, killed)
+        first_pages = simulator.stats()["pages"]
+        again = rerun(simulator, url, killed, (first, last), truth, full)
+        results.append(
+            f"killed after {first_pages:,} pages with {kept} of {days} dates landed; {again}"
+        )
+
+        # 3. Jibble unavailable half-way, then back.
+        print("Jibble down half-way...", flush=True)
+        simulator.set_faults()
+        run = CliRun(simulator, url, outage, first, last)
+        until(half_landed(outage), run, "half the dates landed")
+        simulator.set_faults(error_rate_5xx=1.0)
+        with Stopwatch() as giving_up:
+            code, output = run.wait()
+        gave_up = next((line for line in output.splitlines() if "Gave up on" in line), "")
+        assert code != 0 and gave_up, output[-3000:]
+        kept = landed_dates(url, outage)
+        again = rerun(simulator, url, outage, (first, last), truth, full)
+        results.append(
+            f"Jibble down: the run gave up {giving_up.seconds:.0f} s later with {kept} of {days} "
+            f"dates landed; {again}"
+        )
+        results.append(f"  the failed run said: {gave_up.strip()[:300]}")
+    print()
+    print(f"machine: {describe_machine()}")
+    print(f"{args.agents} agents x {args.weeks} weeks, pages of at most {args.page_cap} rows")
+    for line in results:
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
