@@ -10,6 +10,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Schedule and sensor state is kept per code location name: one name however Dagster starts.
+CODE_LOCATION_NAME = "jibble_pipeline"
 # Runs started here log step events at INFO (the UI keeps the full debug log).
 QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
@@ -25,12 +27,56 @@ def use_project_dagster_home() -> Path:
     return Path(home)
 
 
+class UsageError(ValueError):
+    """A mistake on the command line; the message says what to fix."""
+
+
+def parse_day(text: str, what: str) -> date:
+    """``YYYY-MM-DD``, or ``today``/``yesterday``/``tomorrow`` (UTC)."""
+    today = datetime.now(UTC).date()
+    relative = {"today": today, "yesterday": today - timedelta(days=1)}
+    relative["tomorrow"] = today + timedelta(days=1)
+    if text.lower() in relative:
+        return relative[text.lower()]
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(
+            f"{what} must be a work date like 2025-01-06 (or today, yesterday), got {text!r}."
+        ) from None
+
+
+def check_range(first: date, last: date) -> None:
+    """A range of work dates that has partitions, or one line saying what is wrong."""
+    from jibble_pipeline.settings import latest_work_date, load_settings
+
+    start = load_settings().partitions_start
+    if last < first:
+        raise UsageError(f"The range {first}..{last} is reversed: give the earlier date first.")
+    if first < start:
+        raise UsageError(
+            f"{first} is before the first work date, {start} (JIBBLE_PARTITIONS_START)."
+        )
+    if last > latest_work_date():
+        raise UsageError(
+            f"{last} is in the future: the latest work date is {latest_work_date()} "
+            "(tomorrow in UTC, for agents east of it)."
+        )
+
+
 def describe_setup() -> str:
+    """Where the data comes from and goes; connects to the warehouse first, so a wrong
+    ``JIBBLE_DATABASE_URL`` is one line before Dagster's storage is touched."""
     from jibble_pipeline.settings import load_settings
-    from jibble_pipeline.warehouse.connection import redact, resolve_database_url
+    from jibble_pipeline.warehouse.connection import (
+        check_reachable,
+        redact,
+        resolve_database_url,
+    )
 
     settings = load_settings()
     url = resolve_database_url(settings)
+    check_reachable(url)
     lines = []
     if settings.demo_mode:
         lines.append(
@@ -47,7 +93,7 @@ def describe_setup() -> str:
     else:
         lines.append(f"Warehouse: {redact(url)}")
     lines.append(f"  schema: {settings.db_schema}")
-    lines.append(f"Dagster instance: DAGSTER_HOME={os.environ['DAGSTER_HOME']}")
+    lines.append(f"Dagster instance: DAGSTER_HOME={os.environ.get('DAGSTER_HOME', '(not set)')}")
     return "\n".join(lines)
 
 
@@ -98,7 +144,7 @@ def command_demo(args: argparse.Namespace) -> None:
     backfill(first, today + timedelta(days=1))
     if args.no_serve:
         return
-    dagster = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
+    dagster = _dagster_executable()
     print(
         f"\nDagster UI: http://{args.host}:{args.port} (the 10-minute schedule is running; "
         "Ctrl-C stops it)",
@@ -109,8 +155,8 @@ def command_demo(args: argparse.Namespace) -> None:
         [
             dagster,
             "dev",
-            "-m",
-            "jibble_pipeline.definitions",
+            "-w",
+            str(PROJECT_ROOT / "workspace.yaml"),  # the code location's one name
             "-h",
             args.host,
             "-p",
@@ -120,9 +166,39 @@ def command_demo(args: argparse.Namespace) -> None:
 
 
 def command_backfill(args: argparse.Namespace) -> None:
+    first, last = parse_day(args.start, "START"), parse_day(args.end, "END")
+    check_range(first, last)
     use_project_dagster_home()
     print(describe_setup(), flush=True)
-    backfill(date.fromisoformat(args.start), date.fromisoformat(args.end))
+    backfill(first, last)
+
+
+def command_serve_code(args: argparse.Namespace) -> None:
+    """The user-code gRPC server of a deployment (the image's entry point): the settings and
+    the warehouse are checked first, so a wrong or missing one is one line, not a server
+    that serves a load error."""
+    print(describe_setup(), flush=True)
+    dagster = _dagster_executable()
+    os.execv(
+        dagster,
+        [
+            dagster,
+            "code-server",
+            "start",
+            "-h",
+            args.host,
+            "-p",
+            str(args.port),
+            "-m",
+            "jibble_pipeline.definitions",
+            "--location-name",
+            CODE_LOCATION_NAME,
+        ],
+    )
+
+
+def _dagster_executable() -> str:
+    return shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
 
 
 def command_stop_database(_: argparse.Namespace) -> None:
@@ -151,7 +227,10 @@ def main(argv: list[str] | None = None) -> None:
     demo.add_argument("--port", type=int, default=3000)
     demo.add_argument("--no-serve", action="store_true", help="backfill only, do not serve")
     demo.set_defaults(run=command_demo)
-    fill = commands.add_parser("backfill", help="backfill work dates START..END (inclusive)")
+    fill = commands.add_parser(
+        "backfill",
+        help="backfill work dates START..END (inclusive; YYYY-MM-DD, today or yesterday)",
+    )
     fill.add_argument("start")
     fill.add_argument("end")
     fill.set_defaults(run=command_backfill)
@@ -160,10 +239,21 @@ def main(argv: list[str] | None = None) -> None:
     reports = commands.add_parser("serve-reports", help="serve the static report site")
     serve.add_arguments(reports)
     reports.set_defaults(run=serve.command_serve_reports)
+    code = commands.add_parser(
+        "serve-code", help="serve the definitions to a Dagster deployment (user-code gRPC server)"
+    )
+    code.add_argument("--host", default="0.0.0.0", help="address to listen on")
+    code.add_argument("--port", type=int, default=4000, help="port to listen on")
+    code.set_defaults(run=command_serve_code)
     stop = commands.add_parser("stop-database", help="stop the embedded PostgreSQL server")
     stop.set_defaults(run=command_stop_database)
     args = parser.parse_args(argv)
-    args.run(args)
+    from jibble_pipeline.settings import ConfigurationError
+
+    try:
+        args.run(args)
+    except (UsageError, ConfigurationError, ConnectionError) as error:
+        sys.exit(f"jibble-pipeline: {error}")
 
 
 if __name__ == "__main__":

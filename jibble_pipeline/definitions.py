@@ -7,7 +7,7 @@ import dagster as dg
 from jibble_pipeline.assets.checks import ALL_CHECKS, freshness_sensor
 from jibble_pipeline.assets.digests import DIGEST_ASSETS
 from jibble_pipeline.assets.sessions import derive_daily_hours
-from jibble_pipeline.assets.snapshots import activities, agent_group_history, agents, client_groups
+from jibble_pipeline.assets.snapshots import activities, agents, client_groups
 from jibble_pipeline.assets.time_entries import fetch_time_entries
 from jibble_pipeline.assets.weekly import weekly_hours
 from jibble_pipeline.automation.digests import (
@@ -68,7 +68,6 @@ defs = dg.Definitions(
         agents,
         client_groups,
         activities,
-        agent_group_history,
         fetch_time_entries,
         derive_daily_hours,
         weekly_hours,

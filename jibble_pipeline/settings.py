@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 PRODUCTION_IDENTITY_URL = "https://identity.prod.jibble.io"
@@ -56,6 +56,11 @@ class Settings:
         return self.home / "pgdata"
 
 
+def latest_work_date() -> date:
+    """The last work date that can have entries now: tomorrow in UTC (east of UTC)."""
+    return datetime.now(UTC).date() + timedelta(days=1)
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     client_id = env.get("JIBBLE_CLIENT_ID") or None
@@ -75,7 +80,23 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     rate = _number(env, "JIBBLE_MAX_REQUESTS_PER_SECOND", 0.0, float, minimum=0)
     max_wait = _number(env, "JIBBLE_MAX_WAIT_SECONDS", 900.0, float, minimum=1)
     api_runs = _number(env, "JIBBLE_API_RUNS", 2, int, minimum=1)
+    if partitions_start > latest_work_date():
+        raise ConfigurationError(
+            f"JIBBLE_PARTITIONS_START is {partitions_start}, in the future: the first work "
+            "date must be today or earlier."
+        )
+    embedded = (env.get("JIBBLE_EMBEDDED_POSTGRES") or "allowed").lower()
+    if embedded not in ("allowed", "never"):
+        raise ConfigurationError(
+            f"JIBBLE_EMBEDDED_POSTGRES must be allowed or never, got {embedded!r}."
+        )
     database_url = env.get("JIBBLE_DATABASE_URL") or None
+    if not database_url and embedded == "never":
+        raise ConfigurationError(
+            "JIBBLE_DATABASE_URL is not set, and this deployment never starts an embedded "
+            "PostgreSQL (JIBBLE_EMBEDDED_POSTGRES=never): set it to the warehouse's "
+            "postgresql://... URL."
+        )
     if database_url and not database_url.startswith(("postgresql://", "postgres://")):
         raise ConfigurationError(
             "JIBBLE_DATABASE_URL must start with postgresql:// (the value is not shown)."

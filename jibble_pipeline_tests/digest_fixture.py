@@ -217,7 +217,6 @@ class DigestPipeline:
         from jibble_pipeline.assets.sessions import derive_daily_hours
         from jibble_pipeline.assets.snapshots import (
             activities,
-            agent_group_history,
             agents,
             client_groups,
         )
@@ -239,7 +238,7 @@ class DigestPipeline:
         clients_file = folder / "clients.yaml"
         clients_file.write_text(CLIENTS_YAML)
         self.assets = [
-            agents, client_groups, activities, agent_group_history, fetch_time_entries,
+            agents, client_groups, activities, fetch_time_entries,
             derive_daily_hours, weekly_hours, *DIGEST_ASSETS,
         ]  # fmt: skip
         self.derive_daily_hours = derive_daily_hours

@@ -15,7 +15,7 @@ from psycopg import sql
 
 from jibble_pipeline.assets.checks import ALL_CHECKS
 from jibble_pipeline.assets.sessions import derive_daily_hours
-from jibble_pipeline.assets.snapshots import activities, agent_group_history, agents, client_groups
+from jibble_pipeline.assets.snapshots import activities, agents, client_groups
 from jibble_pipeline.assets.time_entries import fetch_time_entries
 from jibble_pipeline.assets.weekly import weekly_hours
 from jibble_pipeline.automation.partitions import monday_on_or_before
@@ -27,7 +27,7 @@ from jibble_pipeline.warehouse.resource import WarehouseResource
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-SNAPSHOTS = [agents, client_groups, activities, agent_group_history]
+SNAPSHOTS = [agents, client_groups, activities]
 DAILY = [fetch_time_entries, derive_daily_hours]
 ALL_ASSETS = [*SNAPSHOTS, *DAILY, weekly_hours]
 CHECKS = [c for c in ALL_CHECKS if "freshness" not in str(c.check_keys)]

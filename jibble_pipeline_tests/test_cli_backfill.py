@@ -27,7 +27,8 @@ def flaky_simulator():
         seed=11, agents=40, start=date(2025, 1, 1), end=date(2025, 2, 28),
         now=datetime(2025, 2, 20, 12, tzinfo=UTC),
     )  # fmt: skip
-    faults = FaultPlan(every_nth_429=9, retry_after_seconds=1, error_rate_5xx=0.05, seed=3)
+    # A limit of 25 requests/s (the client meets it unpaced, then adapts) and 5 % of 5xx.
+    faults = FaultPlan(rate_limit_per_second=25, rate_limit_burst=5, error_rate_5xx=0.05, seed=3)
     with JibbleSimulator(org, page_cap=100, faults=faults) as simulator:
         yield simulator
 

@@ -146,7 +146,7 @@ def test_metadata_shows_the_tables_and_uncovered_groups(pipeline):
         for e in pipeline.result.get_asset_materialization_events()
     }
     digests = events["client_digests"]
-    assert digests["digests"].value == 3
+    assert digests["dagster/row_count"].value == 3
     per_client = {r.data["email"]: r.data for r in digests["per_client"].value.records}
     assert per_client[ACME]["hours"] == "24:15" and per_client[ACME]["notes"] == 3
     uncovered = [r.data["group"] for r in digests["groups_without_client"].value.records]

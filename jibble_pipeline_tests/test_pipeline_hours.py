@@ -7,6 +7,7 @@ import re
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
+import dagster as dg
 import pandas as pd
 import pytest
 
@@ -236,3 +237,41 @@ def test_asset_checks_pass_on_clean_data(pipeline):
 def _shift(instant: str, minutes: int) -> str:
     moment = datetime.fromisoformat(instant.replace("Z", "+00:00")) + timedelta(minutes=minutes)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def latest_metadata(pipeline: Pipeline, asset: str) -> dict[str, dict]:
+    """Each partition's latest materialization metadata, as the UI shows it."""
+    records = pipeline.instance.fetch_materializations(dg.AssetKey(asset), limit=1000).records
+    latest: dict[str, dict] = {}
+    for record in sorted(records, key=lambda r: r.storage_id):
+        materialization = record.asset_materialization
+        latest[materialization.partition] = {
+            k: v.value for k, v in materialization.metadata.items()
+        }
+    return latest
+
+
+def test_each_partition_shows_its_own_figures_not_the_runs(pipeline):
+    """A range run records each partition's own rows and hours (the Plots tab would
+    otherwise draw flat lines of the run's totals)."""
+    raw = pipeline.table("raw_time_entries", "entry_id")
+    per_date = raw[raw["removed_at"].isna()].groupby("belongs_to_date").size()
+    shown = latest_metadata(pipeline, "raw_time_entries")
+    days = [FIRST + timedelta(days=n) for n in range((LAST - FIRST).days + 1)]
+    assert {date.fromisoformat(k): v["dagster/row_count"] for k, v in shown.items()} == {
+        d: int(per_date.get(d, 0)) for d in days
+    }
+    assert len({v["dagster/row_count"] for v in shown.values()}) > 3
+
+    sessions = pipeline.table("sessions", "session_id")
+    counted = sessions.groupby("belongs_to_date").size()
+    for key, metadata in latest_metadata(pipeline, "sessions").items():
+        assert metadata["dagster/row_count"] == int(counted.get(date.fromisoformat(key), 0))
+
+    weekly = pipeline.table("weekly_hours", "week_start")
+    hours = (weekly.groupby("week_start")["work_seconds"].sum() / 3600).round(2)
+    weeks = latest_metadata(pipeline, "weekly_hours")
+    assert {date.fromisoformat(k): v["total_work_hours"] for k, v in weeks.items()} == {
+        week: float(h) for week, h in hours.items()
+    }
+    assert len(set(hours)) == len(hours)  # three different weeks, three different figures

@@ -59,7 +59,7 @@ def test_a_backfill_through_every_fault_at_once_equals_a_clean_run(
     database_url, warehouse_schema, schema_factory
 ):
     faults = FaultPlan(
-        error_rate_5xx=0.2, every_nth_429=10, retry_after_seconds=0, drop_rate=0.08,
+        error_rate_5xx=0.2, rate_limit_per_second=30, rate_limit_burst=3, drop_rate=0.08,
         stall_rate=0.08, stall_seconds=2, token_lifetime_seconds=2, seed=17,
     )  # fmt: skip
     with JibbleSimulator(organisation(), page_cap=50, faults=faults) as simulator:

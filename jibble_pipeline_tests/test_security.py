@@ -72,7 +72,7 @@ def test_secrets_and_tokens_never_reach_logs_events_or_errors_and_a_hostile_sche
         now=datetime(2025, 6, 12, tzinfo=UTC),
     )  # fmt: skip
     faults = FaultPlan(
-        error_rate_5xx=0.2, every_nth_429=5, retry_after_seconds=0, drop_rate=0.05,
+        error_rate_5xx=0.2, rate_limit_per_second=30, rate_limit_burst=3, drop_rate=0.05,
         token_lifetime_seconds=2, seed=5,
     )  # fmt: skip
     home = tmp_path / "dagster"

@@ -86,6 +86,34 @@ def sessions_do_not_overlap(
     return dg.AssetCheckResult(passed=overlaps == 0, metadata={"overlapping_sessions": overlaps})
 
 
+@dg.asset_check(
+    asset="sessions",
+    description="Sessions of agents with a client group have one (group history followed "
+    "the People sync).",
+)
+def sessions_have_their_agents_group(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    first, last = run_dates(context)
+    query = sql.SQL(
+        "SELECT s.person_id, count(*) AS sessions FROM {sessions} s"
+        " JOIN {agents} a ON a.person_id = s.person_id AND a.group_id IS NOT NULL"
+        " WHERE s.group_id IS NULL AND s.belongs_to_date BETWEEN %(first)s AND %(last)s"
+        " GROUP BY s.person_id ORDER BY 2 DESC"
+    ).format(sessions=warehouse.table("sessions"), agents=warehouse.table("agents"))
+    missing = warehouse.query_frame(query, {"first": first, "last": last})
+    total = int(missing["sessions"].sum()) if len(missing) else 0
+    return dg.AssetCheckResult(
+        passed=total == 0,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "sessions_without_group": total,
+            "agents": table_metadata(missing),
+            "fix": "materialise agent_group_history (with agents), then re-derive the dates",
+        },
+    )
+
+
 ENTRY_ACCOUNTING = """
 WITH active AS (
     SELECT entry_id, type, time_utc,
@@ -230,6 +258,7 @@ ALL_CHECKS = [
     no_duplicate_entry_ids,
     no_quarantined_entries,
     sessions_do_not_overlap,
+    sessions_have_their_agents_group,
     active_entries_accounted_for,
     orphan_outs,
     incomplete_sessions_per_week,

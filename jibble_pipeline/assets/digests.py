@@ -141,8 +141,9 @@ def client_digests(
     names = names_of(warehouse)
     clients = clients_from_frame(client_directory)
     rendered_at = datetime.now(UTC)
-    rows, summary, uncovered = [], [], []
+    rows: list[dict] = []
     for week in run_weeks(context):
+        summary, uncovered = [], []
         digests = build_week_digests(week, clients, weekly_hours, sessions, names)
         week_rows = [digest_row(d, rendered_at) for d in digests]
         rows += week_rows
@@ -170,23 +171,23 @@ def client_digests(
             {"week": week.isoformat(), "group": names.group(g)}
             for g in groups_without_client(weekly_hours, clients, week)
         ]
+        if uncovered:
+            context.log.warning(
+                f"{week}: {len(uncovered)} group(s) have hours but no client in the directory"
+            )
+        metadata: dict[str, object] = {
+            "dagster/row_count": len(week_rows),
+            "clients": len(clients),
+            "total_work_hours": round(sum(r["total_work_seconds"] for r in week_rows) / 3600, 2),
+            "per_client": table_metadata(pd.DataFrame(summary)),
+            "groups_without_client": table_metadata(pd.DataFrame(uncovered)),
+            "files": dg.MetadataValue.path(str(reports.path / "digests" / week.isoformat())),
+        }
+        if week_rows:
+            metadata["preview"] = dg.MetadataValue.text(week_rows[0]["text"])
+        context.add_asset_metadata(metadata, partition_key=week.isoformat())
     frame = pd.DataFrame(rows, columns=CLIENT_DIGESTS.column_names)
     frame["rendered_at"] = pd.to_datetime(frame["rendered_at"], utc=True)
-    if uncovered:
-        context.log.warning(
-            f"{len(uncovered)} group-week(s) have hours but no client in the directory"
-        )
-    metadata: dict[str, object] = {
-        "digests": len(frame),
-        "clients": len(clients),
-        "total_work_hours": round(float(frame["total_work_seconds"].sum()) / 3600, 2),
-        "per_client": table_metadata(pd.DataFrame(summary)),
-        "groups_without_client": table_metadata(pd.DataFrame(uncovered)),
-        "files": dg.MetadataValue.path(str(reports.path / "digests")),
-    }
-    if rows:
-        metadata["preview"] = dg.MetadataValue.text(rows[0]["text"])
-    context.add_output_metadata(metadata)
     return frame
 
 
@@ -271,27 +272,24 @@ def sent_digests(
             if config.force or (r["week_start"], r["client_email"]) not in already
         ]
         context.log.info(f"Dry run ({reason}): would send {len(would)} digest(s), sent none.")
-        return dg.MaterializeResult(
-            metadata={
-                "dry_run": True,
-                "dry_run_reason": reason,
-                "would_send": len(would),
-                "already_sent": len(records) - len(would),
-                "sent": 0,
-                "would_send_to": table_metadata(
-                    pd.DataFrame(
-                        [
-                            {
-                                "week": r["week_start"].isoformat(),
-                                "to": r["client_email"],
-                                "subject": r["subject"],
-                            }
-                            for r in would
-                        ]
-                    )
-                ),  # fmt: skip
-            }
-        )
+        for week in weeks:
+            of_week = [r for r in would if r["week_start"] == week]
+            context.add_asset_metadata(
+                {
+                    "dry_run": True,
+                    "dry_run_reason": reason,
+                    "would_send": len(of_week),
+                    "already_sent": sum(r["week_start"] == week for r in records) - len(of_week),
+                    "sent": 0,
+                    "would_send_to": table_metadata(
+                        pd.DataFrame(
+                            [{"to": r["client_email"], "subject": r["subject"]} for r in of_week]
+                        )
+                    ),
+                },
+                partition_key=week.isoformat(),
+            )
+        return dg.MaterializeResult()
 
     run_id = context.run.run_id
     now = datetime.now(UTC)
@@ -353,23 +351,32 @@ def sent_digests(
         pending.clear()
 
     failed = [o for o in outcomes if o.status == "failed"]
-    table = table_metadata(
-        pd.DataFrame(
-            [
-                {"week": o.week_start.isoformat(), "to": o.client_email, "status": o.status,
-                 "attempts": o.attempts, "error": o.error}
-                for o in outcomes
-            ]
+    for week in weeks:
+        of_week = [o for o in outcomes if o.week_start == week]
+        context.add_asset_metadata(
+            {
+                "dry_run": False,
+                "backend": email.backend,
+                "sent": sum(o.status == "sent" for o in of_week),
+                "failed": sum(o.status == "failed" for o in of_week),
+                "already_sent": sum(r["week_start"] == week for r in records) - len(of_week),
+                "outcomes": table_metadata(
+                    pd.DataFrame(
+                        [
+                            {
+                                "to": o.client_email,
+                                "status": o.status,
+                                "attempts": o.attempts,
+                                "error": o.error,
+                            }
+                            for o in of_week
+                        ]
+                    )
+                ),  # fmt: skip
+            },
+            partition_key=week.isoformat(),
         )
-    )  # fmt: skip
-    metadata = {
-        "dry_run": False,
-        "backend": email.backend,
-        "sent": len(outcomes) - len(failed),
-        "failed": len(failed),
-        "already_sent": skipped,
-        "outcomes": table,
-    }
+    metadata = {"backend": email.backend, "sent": len(outcomes) - len(failed)}
     if failed:
         raise dg.Failure(
             description=(
@@ -377,9 +384,9 @@ def sent_digests(
                 f"(first: {failed[0].client_email}: {failed[0].error}). They are recorded in "
                 "sent_digests; re-running the week sends only those."
             ),
-            metadata=metadata,
+            metadata={**metadata, "failed": len(failed)},
         )
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult()
 
 
 INDEX_SUMMARY = (
@@ -417,42 +424,44 @@ def report_site(
     root = reports.path
     generated = datetime.now(UTC)
     pages = 0
-    client_rows, agent_rows, per_day = [], [], {}
     for week in run_weeks(context):
         of_week = client_digests[client_digests["week_start"] == week]
         digests = [ClientDigest.model_validate(c) for c in of_week["content"]]
         agents = agent_weeks(week, sessions, daily_attendance, names)
-        pages += publish(root, week_dir(week), render_week(week, digests, agents, generated))
-        for d in digests:
-            client_rows.append(
-                {"week": week.isoformat(), "client": d.client_name, "email": d.client_email,
-                 "agents": len(d.agents), "hours": format_hours(d.total_seconds),
-                 "notes": len(d.notes)}
-            )  # fmt: skip
+        written = publish(root, week_dir(week), render_week(week, digests, agents, generated))
+        pages += written
+        client_rows = [
+            {"client": d.client_name, "email": d.client_email, "agents": len(d.agents),
+             "hours": format_hours(d.total_seconds), "notes": len(d.notes)}
+            for d in digests
+        ]  # fmt: skip
+        agent_rows = [
+            {"agent": a.agent, "groups": ", ".join(a.groups), "days": a.days_worked,
+             "work": format_hours(a.work_seconds), "break": format_hours(a.break_seconds),
+             "open": a.open_sessions, "incomplete": a.incomplete_sessions,
+             "auto_out": a.auto_outs}
+            for a in agents
+        ]  # fmt: skip
+        per_day: dict[date, int] = {}
         for a in agents:
-            agent_rows.append(
-                {"week": week.isoformat(), "agent": a.agent, "groups": ", ".join(a.groups),
-                 "days": a.days_worked, "work": format_hours(a.work_seconds),
-                 "break": format_hours(a.break_seconds), "open": a.open_sessions,
-                 "incomplete": a.incomplete_sessions, "auto_out": a.auto_outs}
-            )  # fmt: skip
             for day in a.days:
                 per_day[day.day] = per_day.get(day.day, 0) + day.work_seconds
+        context.add_asset_metadata(
+            {
+                "pages": written,
+                "clients": table_metadata(pd.DataFrame(client_rows)),
+                "agents": table_metadata(pd.DataFrame(agent_rows)),
+                "work_hours_per_day": hours_bar_chart(
+                    pd.Series(per_day, dtype="int64").sort_index(), "Work hours per work date"
+                ),
+            },
+            partition_key=week.isoformat(),
+        )
     summary = warehouse.query_frame(
         sql.SQL(INDEX_SUMMARY).format(t=warehouse.table("client_digests"))
     )
     index = write_file(root, "index.html", render_index(summary, existing_weeks(root), generated))
-    return dg.MaterializeResult(
-        metadata={
-            "index": dg.MetadataValue.path(str(index)),
-            "pages": pages + 1,
-            "clients": table_metadata(pd.DataFrame(client_rows)),
-            "agents": table_metadata(pd.DataFrame(agent_rows)),
-            "work_hours_per_day": hours_bar_chart(
-                pd.Series(per_day, dtype="int64").sort_index(), "Work hours per work date"
-            ),
-        }
-    )
+    return dg.MaterializeResult(metadata={"index": dg.MetadataValue.path(str(index))})
 
 
 DIGEST_ASSETS = [client_directory, client_digests, sent_digests, report_site]

@@ -35,6 +35,16 @@ def table_metadata(frame: pd.DataFrame, max_rows: int = MAX_TABLE_ROWS) -> dg.Ta
     return dg.MetadataValue.table(records=records, schema=schema)
 
 
+def selected_names(context: dg.AssetExecutionContext) -> set[str]:
+    """The assets of a multi-asset step that this run materialises."""
+    return {key.to_user_string() for key in context.selected_asset_keys}
+
+
+def rows_by(frame: pd.DataFrame, column: str) -> dict[object, pd.DataFrame]:
+    """The rows of ``frame`` for each value of ``column`` (a partition's key), split once."""
+    return {key: rows for key, rows in frame.groupby(column, sort=False)}
+
+
 def hours_bar_chart(seconds_by_label: pd.Series, title: str) -> dg.MarkdownMetadataValue:
     """A text bar chart (one bar per label, length proportional to hours), as markdown."""
     lines = [f"**{title}**", "", "```"]

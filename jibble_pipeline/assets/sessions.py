@@ -1,14 +1,22 @@
 """Sessions and daily attendance, derived per work date from the raw entries."""
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pandas as pd
 
-from jibble_pipeline.assets.metadata import display_names, hours_bar_chart, hours_table, named
+from jibble_pipeline.assets.metadata import (
+    DisplayNames,
+    display_names,
+    hours_table,
+    named,
+    rows_by,
+    selected_names,
+)
 from jibble_pipeline.automation.partitions import daily_partitions
 from jibble_pipeline.rules.attendance import daily_attendance as attendance_rows
+from jibble_pipeline.rules.entries import is_active
 from jibble_pipeline.rules.groups import assign_groups
 from jibble_pipeline.rules.sessions import derive_sessions
 from jibble_pipeline.warehouse.resource import WarehouseResource
@@ -32,10 +40,12 @@ class DerivationConfig(dg.Config):
 @dg.multi_asset(
     outs={
         "sessions": dg.AssetOut(
+            is_required=False,
             description="Work and break sessions (SPEC §3.2), with client group and status.",
             kinds={"postgres"},
         ),
         "daily_attendance": dg.AssetOut(
+            is_required=False,
             description="One row per agent and work date: clock-in/out, work and break hours.",
             kinds={"postgres"},
         ),
@@ -47,6 +57,7 @@ class DerivationConfig(dg.Config):
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name=GROUP,
+    can_subset=True,
 )
 def derive_daily_hours(
     context: dg.AssetExecutionContext,
@@ -64,38 +75,76 @@ def derive_daily_hours(
     attendance = attendance_rows(raw_time_entries, sessions, result.orphan_outs)
 
     names = display_names(warehouse)
+    # Each partition shows its own work date's figures, never the run's totals.
+    by_day = {
+        "sessions": rows_by(sessions, "belongs_to_date"),
+        "attendance": rows_by(attendance, "belongs_to_date"),
+        "orphans": rows_by(result.orphan_outs, "belongs_to_date"),
+        "entries": rows_by(raw_time_entries, "belongs_to_date"),
+    }
+    selected = selected_names(context)
+    for key in context.partition_keys:
+        day = date.fromisoformat(key)
+        of_day = {name: frames.get(day) for name, frames in by_day.items()}
+        if "sessions" in selected:
+            context.add_asset_metadata(
+                sessions_metadata(of_day["sessions"], of_day["orphans"], of_day["entries"], names),
+                asset_key="sessions",
+                partition_key=key,
+            )
+        if "daily_attendance" in selected:
+            context.add_asset_metadata(
+                attendance_metadata(of_day["attendance"]),
+                asset_key="daily_attendance",
+                partition_key=key,
+            )
+    if "sessions" in selected:
+        yield dg.Output(sessions, "sessions")
+    if "daily_attendance" in selected:
+        yield dg.Output(attendance, "daily_attendance")
+
+
+def sessions_metadata(
+    sessions: pd.DataFrame | None,
+    orphans: pd.DataFrame | None,
+    entries: pd.DataFrame | None,
+    names: DisplayNames,
+) -> dict[str, object]:
+    """One work date's sessions: how many of each status, hours by client group."""
+    if sessions is None:
+        sessions = pd.DataFrame(columns=["status", "auto_out", "kind", "duration_seconds"])
     complete = sessions[sessions["status"] == "complete"].assign(
         work_seconds=lambda s: s["duration_seconds"].where(s["kind"] == "work", 0).astype("int64"),
         break_seconds=lambda s: (
             s["duration_seconds"].where(s["kind"] == "break", 0).astype("int64")
         ),
     )
-    per_day = attendance.groupby("belongs_to_date")["work_seconds"].sum()
-    yield dg.Output(
-        sessions,
-        "sessions",
-        metadata={
-            "sessions": len(sessions),
-            "complete": int((sessions["status"] == "complete").sum()),
-            "open": int((sessions["status"] == "open").sum()),
-            "incomplete": int((sessions["status"] == "incomplete").sum()),
-            "auto_out": int(sessions["auto_out"].sum()),
-            "orphan_outs": len(result.orphan_outs),
-            "ignored_entries": result.ignored_count,
-            "total_work_hours": round(float(complete["work_seconds"].sum()) / 3600, 2),
-            "hours_by_group": hours_table(named(complete, names), ["group"]),
-            "hours_by_agent": hours_table(named(complete, names), ["agent", "group"]),
-            "work_hours_per_day": hours_bar_chart(per_day, "Work hours per work date"),
-        },
-    )
-    yield dg.Output(
-        attendance,
-        "daily_attendance",
-        metadata={
-            "agent_days": len(attendance),
-            "with_incomplete": int(attendance["has_incomplete"].sum()),
-            "with_open": int(attendance["has_open"].sum()),
-            "with_auto_out": int(attendance["has_auto_out"].sum()),
-            "without_clock_out": int(attendance["clock_out_utc"].isna().sum()),
-        },
-    )
+    statuses = sessions["status"].value_counts()
+    inactive = 0 if entries is None else int((~is_active(entries)).sum())
+    metadata: dict[str, object] = {
+        "dagster/row_count": len(sessions),
+        "complete": int(statuses.get("complete", 0)),
+        "open": int(statuses.get("open", 0)),
+        "incomplete": int(statuses.get("incomplete", 0)),
+        "auto_out": int(sessions["auto_out"].astype(bool).sum()),
+        "orphan_outs": 0 if orphans is None else len(orphans),
+        "ignored_entries": inactive,
+        "work_hours": round(float(complete["work_seconds"].sum()) / 3600, 2),
+    }
+    if not complete.empty:
+        metadata["hours_by_group"] = hours_table(named(complete, names), ["group"])
+    return metadata
+
+
+def attendance_metadata(attendance: pd.DataFrame | None) -> dict[str, object]:
+    """One work date's attendance: agents who worked, and who forgot to clock out."""
+    if attendance is None or attendance.empty:
+        return {"dagster/row_count": 0}
+    return {
+        "dagster/row_count": len(attendance),
+        "work_hours": round(float(attendance["work_seconds"].sum()) / 3600, 2),
+        "with_incomplete": int(attendance["has_incomplete"].sum()),
+        "with_open": int(attendance["has_open"].sum()),
+        "with_auto_out": int(attendance["has_auto_out"].sum()),
+        "without_clock_out": int(attendance["clock_out_utc"].isna().sum()),
+    }

@@ -7,6 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from jibble_pipeline.assets.jibble_api import jibble_session
+from jibble_pipeline.assets.metadata import selected_names
 from jibble_pipeline.automation.partitions import daily_partitions
 from jibble_pipeline.ingest.time_entries import (
     CHUNK_ENTRIES,
@@ -39,10 +40,12 @@ def window_dates(context: dg.AssetExecutionContext) -> tuple[date, date]:
 @dg.multi_asset(
     outs={
         RAW: dg.AssetOut(
+            is_required=False,
             description="Every time entry ever seen, newest version, with its raw JSON payload.",
             kinds={"jibble", "postgres"},
         ),
         QUARANTINE: dg.AssetOut(
+            is_required=False,
             description="Entries that failed validation, one row each, with the reason and "
             "the raw payload, until they are fixed at the source.",
             kinds={"postgres"},
@@ -51,6 +54,9 @@ def window_dates(context: dg.AssetExecutionContext) -> tuple[date, date]:
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name=GROUP,
+    # Either may be selected alone (``--select raw_time_entries``); both tables are written
+    # together whichever was, since a quarantine row belongs with the fetch that found it.
+    can_subset=True,
 )
 def fetch_time_entries(
     context: dg.AssetExecutionContext,
@@ -62,6 +68,7 @@ def fetch_time_entries(
     dates, each committed with its quarantine: a long backfill shows its dates as they land,
     and a re-run after a failure continues where it stopped."""
     first, last = window_dates(context)
+    selected = selected_names(context)
     with jibble_session(context, jibble, warehouse) as client:
         load = EntryLoad(
             client,
@@ -77,21 +84,27 @@ def fetch_time_entries(
             with collections_for_a_stream():
                 for chunk, last_chunk in load.run():
                     landed.append(chunk.counts)
-                    if not last_chunk:  # the run's own results record the final one
+                    if not last_chunk and RAW in selected:
+                        # The run's own results record the final chunk.
                         yield from landed_events(chunk.counts, load, RAW)
         except JibbleError as error:
             for counts in landed:  # the quarantine of the dates kept is kept too
-                yield from landed_events(counts, load, QUARANTINE)
+                if QUARANTINE in selected:
+                    yield from landed_events(counts, load, QUARANTINE)
             raise dg.Failure(description=f"{error} {progress_note(load)}") from None
         stats = client.stats
     counts = warehouse.open().entry_counts(DateWindow(first, last + timedelta(days=1)))
     for row in counts.itertuples(index=False):
         figures = load.figures[row.work_date]
         key = row.work_date.isoformat()
-        context.add_asset_metadata(raw_metadata(row, figures), asset_key=RAW, partition_key=key)
-        context.add_asset_metadata(
-            {"dagster/row_count": int(row.quarantined)}, asset_key=QUARANTINE, partition_key=key
-        )
+        if RAW in selected:
+            context.add_asset_metadata(raw_metadata(row, figures), asset_key=RAW, partition_key=key)
+        if QUARANTINE in selected:
+            context.add_asset_metadata(
+                {"dagster/row_count": int(row.quarantined)},
+                asset_key=QUARANTINE,
+                partition_key=key,
+            )
     summary = {
         "jibble/work_dates": f"{first}..{last}",
         "jibble/entries": str(sum(f.fetched for f in load.figures.values())),
@@ -104,8 +117,9 @@ def fetch_time_entries(
     context.log.info(", ".join(f"{k.removeprefix('jibble/')} {v}" for k, v in summary.items()))
     if load.rejected:
         context.log.warning(f"{load.rejected} entries quarantined (see {QUARANTINE})")
-    yield dg.MaterializeResult(asset_key=RAW)
-    yield dg.MaterializeResult(asset_key=QUARANTINE)
+    for name in (RAW, QUARANTINE):
+        if name in selected:
+            yield dg.MaterializeResult(asset_key=name)
 
 
 def raw_metadata(row, figures: DateFigures) -> dict[str, object]:

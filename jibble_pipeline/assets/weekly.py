@@ -1,11 +1,18 @@
 """Weekly hours per agent, client group and activity (Monday weeks)."""
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import dagster as dg
 import pandas as pd
 
-from jibble_pipeline.assets.metadata import display_names, hours_bar_chart, hours_table, named
+from jibble_pipeline.assets.metadata import (
+    DisplayNames,
+    display_names,
+    hours_bar_chart,
+    hours_table,
+    named,
+    rows_by,
+)
 from jibble_pipeline.automation.partitions import (
     daily_partitions,
     week_of_days,
@@ -57,19 +64,42 @@ def weekly_hours(
         context.log.warning(f"Sessions not yet derived for {len(missing)} day(s): {missing}")
     names = display_names(warehouse)
     complete = sessions[(sessions["status"] == "complete") & (sessions["kind"] == "work")]
-    per_day = complete.groupby("belongs_to_date")["duration_seconds"].sum()
-    context.add_output_metadata(
-        {
-            "rows": len(frame),
-            "agents": frame["person_id"].nunique(),
-            "total_work_hours": round(float(frame["work_seconds"].sum()) / 3600, 2),
-            "total_break_hours": round(float(frame["break_seconds"].sum()) / 3600, 2),
-            "incomplete_sessions": int(frame["incomplete_count"].sum()),
-            "days_without_sessions": dg.MetadataValue.json(missing),
-            "hours_by_group": hours_table(named(frame, names), ["group"]),
-            "hours_by_agent": hours_table(named(frame, names), ["agent", "group"]),
-            "hours_by_activity": hours_table(named(frame, names), ["activity"]),
-            "work_hours_per_day": hours_bar_chart(per_day, "Work hours per work date"),
-        }
-    )
+    weeks = rows_by(frame, "week_start")
+    monday = pd.to_datetime(complete["belongs_to_date"]).dt.to_period("W-SUN").dt.start_time
+    days = rows_by(complete.assign(week_start=monday.dt.date), "week_start")
+    for key in context.partition_keys:
+        week = date.fromisoformat(key)
+        context.add_asset_metadata(
+            week_metadata(weeks.get(week), days.get(week), missing, week, names),
+            partition_key=key,
+        )
     return frame
+
+
+def week_metadata(
+    rows: pd.DataFrame | None,
+    sessions: pd.DataFrame | None,
+    missing: list[str],
+    week: date,
+    names: DisplayNames,
+) -> dict[str, object]:
+    """One week's hours: totals, by group, agent and activity, per day."""
+    own_days = {(week + timedelta(days=n)).isoformat() for n in range(7)}
+    metadata: dict[str, object] = {
+        "dagster/row_count": 0 if rows is None else len(rows),
+        "days_without_sessions": dg.MetadataValue.json(sorted(own_days.intersection(missing))),
+    }
+    if rows is None or rows.empty:
+        return metadata
+    per_day = sessions.groupby("belongs_to_date")["duration_seconds"].sum()
+    return {
+        **metadata,
+        "agents": int(rows["person_id"].nunique()),
+        "total_work_hours": round(float(rows["work_seconds"].sum()) / 3600, 2),
+        "total_break_hours": round(float(rows["break_seconds"].sum()) / 3600, 2),
+        "incomplete_sessions": int(rows["incomplete_count"].sum()),
+        "hours_by_group": hours_table(named(rows, names), ["group"]),
+        "hours_by_agent": hours_table(named(rows, names), ["agent", "group"]),
+        "hours_by_activity": hours_table(named(rows, names), ["activity"]),
+        "work_hours_per_day": hours_bar_chart(per_day, "Work hours per work date"),
+    }

@@ -50,6 +50,17 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
+def scrub_password(text: str, url: str) -> str:
+    password = urlsplit(url).password
+    return text.replace(password, "***") if password else text
+
+
+def check_reachable(url: str, timeout_seconds: int = 10) -> None:
+    """Connects once and hangs up; a ``ConnectionError`` in one line (which database, what
+    went wrong, never the password) when it cannot."""
+    connect(url, connect_timeout=timeout_seconds).close()
+
+
 def connect(url: str, **options: object) -> psycopg.Connection:
     """A psycopg connection whose session time zone is UTC (instants never take the server's
     zone). Connection failures name the redacted URL, never the password."""
@@ -58,7 +69,8 @@ def connect(url: str, **options: object) -> psycopg.Connection:
     try:
         return psycopg.connect(make_conninfo(**params), **options)
     except psycopg.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        reason = " ".join(str(exc).split()).removeprefix("connection failed: ").rstrip(".")
+        reason = scrub_password(reason or type(exc).__name__, url)
         raise ConnectionError(
             f"Cannot connect to the warehouse at {redact(url)}: {reason}. "
             "Check JIBBLE_DATABASE_URL (or unset it to use the embedded PostgreSQL)."

@@ -11,10 +11,18 @@ from typing import Any
 from dagster._serdes import ConfigurableClassData
 from dagster_postgres import DagsterPostgresStorage
 
-from jibble_pipeline.warehouse.connection import resolve_database_url, sqlalchemy_url
+from jibble_pipeline.settings import ConfigurationError
+from jibble_pipeline.warehouse.connection import (
+    check_reachable,
+    resolve_database_url,
+    sqlalchemy_url,
+)
 
 
 class JibbleDagsterStorage(DagsterPostgresStorage):
+    """Checks the database once before Dagster's own storage retries it for many seconds
+    and many lines: a wrong ``JIBBLE_DATABASE_URL`` ends the process with one line."""
+
     @classmethod
     def config_type(cls) -> dict[str, Any]:
         return {}
@@ -23,4 +31,9 @@ class JibbleDagsterStorage(DagsterPostgresStorage):
     def from_config_value(
         cls, inst_data: ConfigurableClassData | None, config_value: Any
     ) -> JibbleDagsterStorage:
-        return cls(postgres_url=sqlalchemy_url(resolve_database_url()), inst_data=inst_data)
+        try:
+            url = resolve_database_url()
+            check_reachable(url)
+        except (ConfigurationError, ConnectionError) as error:
+            raise SystemExit(f"Dagster's storage: {error}") from None
+        return cls(postgres_url=sqlalchemy_url(url), inst_data=inst_data)

@@ -47,7 +47,12 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         if not isinstance(obj, pd.DataFrame):
             raise TypeError(f"{name}: the Postgres IO manager stores DataFrames, got {type(obj)}")
         summary = open_warehouse(self.database_url, self.schema_name).write(name, obj, window)
-        context.add_output_metadata({"table": f"{self.schema_name}.{name}", **summary.metadata()})
+        metadata: dict[str, object] = {"table": f"{self.schema_name}.{name}"}
+        if not context.has_asset_partitions or len(context.asset_partition_keys) == 1:
+            # A write over several partitions is the run's: each partition's own counts
+            # come from its asset, never the run's total on every one of them.
+            metadata.update(summary.metadata())
+        context.add_output_metadata(metadata)
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         name = context.upstream_output.asset_key.path[-1]
