@@ -86,7 +86,7 @@ class Simulator:
     pid: int
 
     def environment(self) -> dict[str, str]:
-        """The pipeline's settings (SPEC §5) that point it at this simulator."""
+        """Pipeline settings (docs/rules.md, Configuration) that point it at this simulator."""
         return {
             "JIBBLE_CLIENT_ID": self.client_id,
             "JIBBLE_CLIENT_SECRET": self.client_secret,

@@ -56,11 +56,9 @@ from benchmarks._support import (  # noqa: E402
     simulator_process,
 )
 from jibble_pipeline.assets.time_entries import fetch_time_entries  # noqa: E402
-from jibble_pipeline.automation.schedules import range_tags  # noqa: E402
 from jibble_pipeline.jibble.odata import between_dates  # noqa: E402
-from jibble_pipeline.jibble.resource import JibbleResource  # noqa: E402
-from jibble_pipeline.warehouse.io_manager import PostgresIOManager  # noqa: E402
-from jibble_pipeline.warehouse.resource import WarehouseResource  # noqa: E402
+from jibble_pipeline.partitions import range_tags  # noqa: E402
+from jibble_pipeline.resources import pipeline_resources, server_jibble  # noqa: E402
 
 TARGET = 3.0
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -70,17 +68,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def pipeline_load(simulator: Simulator, url: str, schema: str, first: date, last: date) -> float:
-    resources = {
-        "jibble": JibbleResource(
-            client_id=simulator.client_id,
-            client_secret=simulator.client_secret,
-            identity_url=simulator.url,
-            workspace_url=simulator.url,
-            time_tracking_url=simulator.url,
-        ),
-        "io_manager": PostgresIOManager(database_url=url, schema_name=schema),
-        "warehouse": WarehouseResource(database_url=url, schema_name=schema),
-    }
+    resources = pipeline_resources(server_jibble(simulator), url, schema)
     with Stopwatch() as watch:
         result = dg.materialize(
             [fetch_time_entries],

@@ -60,10 +60,8 @@ from benchmarks._support import (  # noqa: E402
     with_session_settings,
 )
 from jibble_pipeline.assets.time_entries import fetch_time_entries  # noqa: E402
-from jibble_pipeline.automation.schedules import range_tags  # noqa: E402
-from jibble_pipeline.jibble.resource import JibbleResource  # noqa: E402
-from jibble_pipeline.warehouse.io_manager import PostgresIOManager  # noqa: E402
-from jibble_pipeline.warehouse.resource import WarehouseResource  # noqa: E402
+from jibble_pipeline.partitions import range_tags  # noqa: E402
+from jibble_pipeline.resources import pipeline_resources, server_jibble  # noqa: E402
 
 TARGET_SECONDS = 600
 TARGET_RSS_MIB = 1024
@@ -133,20 +131,13 @@ def main() -> None:
         with Stopwatch() as warm:
             expected = simulator.count_entries(first, last)
         pipeline_url = with_session_settings(url, args.pg_option)
-        resources = {
-            "jibble": JibbleResource(
-                client_id=simulator.client_id,
-                client_secret=simulator.client_secret,
-                identity_url=simulator.url,
-                workspace_url=simulator.url,
-                time_tracking_url=simulator.url,
-                page_size=args.page_size,
-                concurrency=args.concurrency,
-                max_requests_per_second=args.max_rps,
-            ),
-            "io_manager": PostgresIOManager(database_url=pipeline_url, schema_name=schema),
-            "warehouse": WarehouseResource(database_url=pipeline_url, schema_name=schema),
-        }
+        jibble = server_jibble(
+            simulator,
+            page_size=args.page_size,
+            concurrency=args.concurrency,
+            max_requests_per_second=args.max_rps,
+        )
+        resources = pipeline_resources(jibble, pipeline_url, schema)
         instance = dg.DagsterInstance.ephemeral()
         rss_before = current_rss_mib()
         print(

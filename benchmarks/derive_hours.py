@@ -22,10 +22,10 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._machine import current_rss_mib, describe_machine, peak_rss_mib  # noqa: E402
-from jibble_pipeline.rules.attendance import daily_attendance  # noqa: E402
+from jibble_pipeline.rules.attendance import derive_attendance  # noqa: E402
 from jibble_pipeline.rules.groups import assign_groups  # noqa: E402
 from jibble_pipeline.rules.sessions import derive_sessions  # noqa: E402
-from jibble_pipeline.rules.weekly import weekly_hours  # noqa: E402
+from jibble_pipeline.rules.weekly import sum_weekly_hours  # noqa: E402
 
 ENTRIES_PER_DAY = 12  # In, 4 switches/breaks and back, Out: a typical agent-day
 
@@ -98,9 +98,9 @@ def main() -> None:
     result = derive_sessions(entries, now=now, open_after=timedelta(hours=16))
     sessions = assign_groups(result.sessions, history)
     derived = time.perf_counter()
-    attendance = daily_attendance(entries, sessions, result.orphan_outs)
+    attendance = derive_attendance(entries, sessions, result.orphan_outs)
     attended = time.perf_counter()
-    weekly = weekly_hours(sessions)
+    weekly = sum_weekly_hours(sessions)
     finished = time.perf_counter()
 
     total = finished - started

@@ -49,11 +49,11 @@ from benchmarks._support import (  # noqa: E402
     with_session_settings,
 )
 from benchmarks.derive_hours import group_history, synthetic_entries  # noqa: E402
-from jibble_pipeline.rules.attendance import daily_attendance  # noqa: E402
+from jibble_pipeline.rules.attendance import derive_attendance  # noqa: E402
 from jibble_pipeline.rules.groups import assign_groups  # noqa: E402
 from jibble_pipeline.rules.sessions import derive_sessions  # noqa: E402
+from jibble_pipeline.schema import TABLES, Table  # noqa: E402
 from jibble_pipeline.warehouse.bulk import python_values  # noqa: E402
-from jibble_pipeline.warehouse.tables import TABLES, Table  # noqa: E402
 
 TARGET_SECONDS = 15.0
 TARGET_FLATNESS = 1.2
@@ -68,7 +68,7 @@ def history_frames(count: int) -> dict[str, pd.DataFrame]:
     result = derive_sessions(entries, now=now, open_after=timedelta(hours=16))
     sessions = assign_groups(result.sessions, group_history(entries))
     sessions["derived_at"] = pd.Timestamp(now)
-    attendance = daily_attendance(entries, sessions, result.orphan_outs)
+    attendance = derive_attendance(entries, sessions, result.orphan_outs)
 
     raw = entries.copy()
     offsets = pd.to_timedelta(raw["offset_minutes"].astype("int64"), unit="m")

@@ -51,14 +51,14 @@ from benchmarks._support import (  # noqa: E402
     server_version,
     with_session_settings,
 )
-from jibble_pipeline.automation.partitions import daily_partitions  # noqa: E402
 from jibble_pipeline.jibble.frames import entries_frame  # noqa: E402
 from jibble_pipeline.jibble.models import TimeEntry, parse_payloads  # noqa: E402
+from jibble_pipeline.partitions import daily_partitions  # noqa: E402
+from jibble_pipeline.schema import RAW_TIME_ENTRIES  # noqa: E402
 from jibble_pipeline.simulator import SyntheticOrganisation  # noqa: E402
 from jibble_pipeline.warehouse.bulk import python_values  # noqa: E402
 from jibble_pipeline.warehouse.io_manager import PostgresIOManager  # noqa: E402
 from jibble_pipeline.warehouse.store import Warehouse  # noqa: E402
-from jibble_pipeline.warehouse.tables import RAW_TIME_ENTRIES  # noqa: E402
 
 FIRST_DATE = date(2025, 1, 1)
 TARGET = 0.7

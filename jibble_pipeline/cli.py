@@ -101,9 +101,8 @@ def backfill(first: date, last: date) -> None:
     """Snapshots and daily assets for [first, last] in one run, then their weeks in another."""
     import dagster as dg
 
-    from jibble_pipeline.automation.partitions import monday_on_or_before
-    from jibble_pipeline.automation.schedules import range_tags
     from jibble_pipeline.definitions import defs
+    from jibble_pipeline.partitions import monday_on_or_before, range_tags
 
     instance = dg.DagsterInstance.get()
     daily = defs.resolve_job_def("refresh_daily_assets")
@@ -120,12 +119,14 @@ def describe_tables() -> str:
     """Row counts of the warehouse tables, to show where the data went."""
     from psycopg import sql
 
+    from jibble_pipeline.schema import TABLES
     from jibble_pipeline.settings import load_settings
     from jibble_pipeline.warehouse.io_manager import open_warehouse
-    from jibble_pipeline.warehouse.tables import TABLES
 
     settings = load_settings()
-    warehouse = open_warehouse(settings.database_url, settings.db_schema)
+    warehouse = open_warehouse(
+        settings.database_url, settings.db_schema, str(settings.embedded_data_dir)
+    )
     counts = sql.SQL(" UNION ALL ").join(
         sql.SQL("SELECT {}, count(*) FROM {}").format(sql.Literal(name), warehouse.identifier(name))
         for name in TABLES

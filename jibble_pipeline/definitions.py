@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import dagster as dg
 
 from jibble_pipeline.assets.checks import ALL_CHECKS, freshness_sensor
@@ -20,12 +22,13 @@ from jibble_pipeline.automation.schedules import (
     refresh_daily_assets,
     refresh_every_10_minutes,
 )
+from jibble_pipeline.automation.weekly import derive_weekly_hours, weekly_hours_automation
 from jibble_pipeline.digest.resources import build_digest_resources
 from jibble_pipeline.digest.settings import load_digest_settings
 from jibble_pipeline.jibble.resource import JibbleResource
+from jibble_pipeline.resources import pipeline_resources
 from jibble_pipeline.settings import Settings, load_settings
-from jibble_pipeline.warehouse.io_manager import PostgresIOManager
-from jibble_pipeline.warehouse.resource import WarehouseResource
+from jibble_pipeline.simulator.demo import DemoJibbleResource
 
 
 def _env_or_none(name: str, value: str | None) -> dg.EnvVar | None:
@@ -34,34 +37,33 @@ def _env_or_none(name: str, value: str | None) -> dg.EnvVar | None:
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
-    database_url = _env_or_none("JIBBLE_DATABASE_URL", settings.database_url)
-    return {
-        "jibble": JibbleResource(
+    """The live Jibble API with credentials, the demo's simulator without."""
+    limits: dict[str, Any] = {
+        "concurrency": settings.concurrency,
+        "max_requests_per_second": settings.max_requests_per_second,
+        "max_wait_seconds": settings.max_wait_seconds,
+        "api_runs": settings.api_runs,
+    }
+    if settings.demo_mode:
+        jibble: JibbleResource = DemoJibbleResource(
+            first_date=settings.partitions_start.isoformat(), **limits
+        )
+    else:
+        jibble = JibbleResource(
             client_id=_env_or_none("JIBBLE_CLIENT_ID", settings.client_id),
             client_secret=_env_or_none("JIBBLE_CLIENT_SECRET", settings.client_secret),
             identity_url=settings.identity_url,
             workspace_url=settings.workspace_url,
             time_tracking_url=settings.time_tracking_url,
-            concurrency=settings.concurrency,
-            max_requests_per_second=settings.max_requests_per_second,
-            max_wait_seconds=settings.max_wait_seconds,
-            api_runs=settings.api_runs,
-        ),
-        "io_manager": PostgresIOManager(database_url=database_url, schema_name=settings.db_schema),
-        "warehouse": WarehouseResource(database_url=database_url, schema_name=settings.db_schema),
-    }
+            **limits,
+        )
+    return pipeline_resources(
+        jibble,
+        _env_or_none("JIBBLE_DATABASE_URL", settings.database_url),
+        settings.db_schema,
+        None if settings.database_url else str(settings.embedded_data_dir),
+    )
 
-
-derive_weekly_hours = dg.define_asset_job(
-    "derive_weekly_hours", selection=dg.AssetSelection.assets(weekly_hours)
-)
-
-weekly_hours_automation = dg.AutomationConditionSensorDefinition(
-    "weekly_hours_automation",
-    target=dg.AssetSelection.assets(weekly_hours),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=30,
-)
 
 defs = dg.Definitions(
     assets=[

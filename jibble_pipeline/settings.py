@@ -1,4 +1,4 @@
-"""Configuration from the environment (SPEC §5), read in one place.
+"""Configuration from the environment (docs/rules.md, Configuration), read in one place.
 
 Without Jibble credentials the project runs in demo mode against its own local
 simulator; without ``JIBBLE_DATABASE_URL`` it uses an embedded Postgres kept under

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -36,7 +36,7 @@ class _Failure:
         self.error = error
 
 
-def read_ahead(items: Iterator[Item], depth: int = 4) -> Iterator[Item]:
+def read_ahead(items: Iterator[Item], depth: int = 4) -> Generator[Item, None, None]:
     """The items of ``items`` in order, produced by a thread up to ``depth`` items ahead.
 
     An exception of the producer is raised here, at the item where it happened. If the

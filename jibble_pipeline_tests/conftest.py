@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
@@ -16,6 +17,9 @@ from psycopg import sql
 
 from jibble_pipeline.warehouse.connection import libpq_url
 from jibble_pipeline.warehouse.embedded import ensure_embedded_postgres, stop_embedded_postgres
+
+if TYPE_CHECKING:
+    from jibble_pipeline_tests.pipeline_harness import Pipeline
 
 
 @pytest.fixture(scope="session")
@@ -52,3 +56,19 @@ def schema_factory(database_url: str) -> Iterator[Callable[[], str]]:
     with psycopg.connect(database_url, autocommit=True) as conn:
         for schema in made:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.fixture
+def pipeline(
+    request: pytest.FixtureRequest, database_url: str, warehouse_schema: str
+) -> Iterator[Pipeline]:
+    """The test module's ``PIPELINE_SETUP`` running on a simulator and a schema of its own,
+    its work dates already derived."""
+    # Imported here: the rule tests need no Dagster.
+    from jibble_pipeline_tests.pipeline_harness import running_pipeline
+
+    setup = getattr(request.module, "PIPELINE_SETUP", None)
+    if setup is None:
+        pytest.fail(f"{request.module.__name__} uses `pipeline` but sets no PIPELINE_SETUP")
+    with running_pipeline(setup, database_url, warehouse_schema) as running:
+        yield running

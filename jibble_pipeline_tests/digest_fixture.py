@@ -20,6 +20,8 @@ Hand-computed hours (complete work sessions only):
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -27,7 +29,6 @@ import dagster as dg
 import psycopg
 from psycopg import sql
 
-from jibble_pipeline.automation.schedules import range_tags
 from jibble_pipeline.jibble.frames import (
     activities_frame,
     agents_frame,
@@ -35,6 +36,7 @@ from jibble_pipeline.jibble.frames import (
     groups_frame,
 )
 from jibble_pipeline.jibble.models import Activity, Group, Person, TimeEntry, parse_payloads
+from jibble_pipeline.partitions import range_tags
 from jibble_pipeline.rules.groups import update_group_history
 from jibble_pipeline.warehouse.store import DateWindow, Warehouse
 
@@ -253,6 +255,7 @@ class DigestPipeline:
         }
         self.instance = dg.DagsterInstance.ephemeral()
         self.warehouse = Warehouse(database_url, schema)
+        self.result: dg.ExecuteInProcessResult | None = None  # ``running_pipeline``'s run
 
     def prepare(self) -> None:
         """The fixture's snapshots and entries, then sessions and the week's hours."""
@@ -297,3 +300,17 @@ class DigestPipeline:
             conn.execute(
                 sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema))
             )
+
+
+def running_pipeline(
+    database_url: str, folder: Path, selection: list[str]
+) -> Iterator[DigestPipeline]:
+    """A module fixture's pipeline in a schema of its own: the fixture week prepared, then
+    ``selection`` run (its result in ``.result``); the schema is dropped afterwards."""
+    pipeline = DigestPipeline(database_url, f"test_{uuid.uuid4().hex[:10]}", folder)
+    try:
+        pipeline.prepare()
+        pipeline.result = pipeline.run(selection)
+        yield pipeline
+    finally:
+        pipeline.drop()

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
@@ -18,12 +21,9 @@ from jibble_pipeline.assets.sessions import derive_daily_hours
 from jibble_pipeline.assets.snapshots import activities, agents, client_groups
 from jibble_pipeline.assets.time_entries import fetch_time_entries
 from jibble_pipeline.assets.weekly import weekly_hours
-from jibble_pipeline.automation.partitions import monday_on_or_before
-from jibble_pipeline.automation.schedules import range_tags
-from jibble_pipeline.jibble.resource import JibbleResource
-from jibble_pipeline.simulator import JibbleSimulator
-from jibble_pipeline.warehouse.io_manager import PostgresIOManager
-from jibble_pipeline.warehouse.resource import WarehouseResource
+from jibble_pipeline.partitions import monday_on_or_before, range_tags
+from jibble_pipeline.resources import pipeline_resources, server_jibble
+from jibble_pipeline.simulator import JibbleSimulator, SyntheticOrganisation
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -52,19 +52,8 @@ class Pipeline:
         self.database_url = database_url
         self.schema = schema
         self.instance = dg.DagsterInstance.ephemeral()
-        self.resources = {
-            "jibble": JibbleResource(
-                client_id=simulator.client_id,
-                client_secret=simulator.client_secret,
-                identity_url=simulator.url,
-                workspace_url=simulator.url,
-                time_tracking_url=simulator.url,
-                page_size=1000,
-                **jibble_options,
-            ),
-            "io_manager": PostgresIOManager(database_url=database_url, schema_name=schema),
-            "warehouse": WarehouseResource(database_url=database_url, schema_name=schema),
-        }
+        jibble = server_jibble(simulator, page_size=1000, **jibble_options)
+        self.resources = pipeline_resources(jibble, database_url, schema)
 
     def _run(
         self, selection, tags, now: datetime | None, raise_on_error: bool = True
@@ -135,3 +124,37 @@ def cli_environment(
         PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
     )
     return env
+
+
+@dataclass(frozen=True)
+class PipelineSetup:
+    """What the ``pipeline`` fixture runs: a synthetic organisation (``seed``, ``agents``,
+    entries from ``start`` to ``end``), with work dates ``first``..``last`` derived as of
+    ``now`` before the test, and their weeks too with ``weekly``."""
+
+    seed: int
+    agents: int
+    start: date
+    end: date
+    first: date
+    last: date
+    now: datetime
+    weekly: bool = False
+
+    def organisation(self) -> SyntheticOrganisation:
+        """A fresh organisation (tests edit theirs)."""
+        return SyntheticOrganisation(
+            seed=self.seed, agents=self.agents, start=self.start, end=self.end, now=self.now
+        )
+
+
+@contextmanager
+def running_pipeline(setup: PipelineSetup, database_url: str, schema: str) -> Iterator[Pipeline]:
+    """A ``Pipeline`` over a simulator of ``setup``'s organisation (pages of at most 100 rows),
+    its work dates (and weeks) already derived."""
+    with JibbleSimulator(setup.organisation(), page_cap=100) as simulator:
+        running = Pipeline(simulator, database_url, schema)
+        assert running.daily(setup.first, setup.last, now=setup.now).success
+        if setup.weekly:
+            assert running.weekly(setup.first, setup.last).success
+        yield running

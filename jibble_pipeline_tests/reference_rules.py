@@ -1,7 +1,7 @@
-"""A plain, row-by-row reading of SPEC §3 used to cross-check the vectorised rules, and the
+"""A plain, row-by-row reading of docs/rules.md used to cross-check the vectorised rules, and the
 builders of time-entry frames the rule tests share.
 
-Written from the spec alone: it imports nothing from ``jibble_pipeline``.
+Written from the rules alone: it imports nothing from ``jibble_pipeline``.
 """
 
 from __future__ import annotations
@@ -56,6 +56,17 @@ def entry(
         "note": None,
         "raw_payload": "{}",
     }
+
+
+# The work date of the rule tests' examples, and a "now" long after it (every session of it
+# with no end is incomplete by then).
+DAY = date(2025, 3, 3)
+NOW = instant("2025-03-20T00:00:00Z")
+
+
+def on_day(entry_id: str, kind: str, at: str, *, person: str = "p1", **fields) -> dict:
+    """An entry of ``person`` at ``at`` (``"HH:MM"``, UTC) on ``DAY``; ``fields`` as ``entry``."""
+    return entry(entry_id, person, kind, f"{DAY.isoformat()}T{at}Z", **fields)
 
 
 def entries_frame(rows: list[dict]) -> pd.DataFrame:

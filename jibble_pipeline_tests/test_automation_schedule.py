@@ -1,16 +1,12 @@
-"""The 10-minute tick refreshes every work date that can still change (SPEC §6)."""
+"""The tick refreshes every work date that can still change (docs/rules.md, Refresh window)."""
 
 from datetime import UTC, date, datetime
 
 import dagster as dg
 import pytest
 
-from jibble_pipeline.automation.schedules import (
-    RANGE_END_TAG,
-    RANGE_START_TAG,
-    refresh_every_10_minutes,
-    refresh_window,
-)
+from jibble_pipeline.automation.schedules import refresh_every_10_minutes, refresh_window
+from jibble_pipeline.partitions import RANGE_END_TAG, RANGE_START_TAG
 
 
 @pytest.mark.parametrize(

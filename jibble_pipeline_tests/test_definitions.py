@@ -67,3 +67,17 @@ def test_digests_are_weekly_and_sent_by_the_monday_schedule():
     assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == (
         DIGEST_ASSETS | {"weekly_hours"}
     )
+
+
+def test_the_ui_shows_each_table_s_columns_from_its_one_definition():
+    """The column schema the catalog shows is the warehouse table's, column for column."""
+    from jibble_pipeline.schema import table
+
+    graph = defs.resolve_asset_graph()
+    for name in DAILY_ASSETS | SNAPSHOTS | DIGEST_ASSETS - {"report_site"} | {"weekly_hours"}:
+        shown = graph.get(dg.AssetKey(name)).metadata["dagster/column_schema"]
+        spec = table(name)
+        assert [c.name for c in shown.columns] == spec.column_names, name
+        assert [c.type for c in shown.columns] == spec.column_types, name
+        not_null = [not c.constraints.nullable for c in shown.columns]
+        assert not_null == ["NOT NULL" in kind for kind in spec.columns.values()], name

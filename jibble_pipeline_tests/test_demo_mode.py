@@ -12,8 +12,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from jibble_pipeline.jibble.resource import DEMO_AGENTS, DEMO_SEED
 from jibble_pipeline.simulator import SyntheticOrganisation
+from jibble_pipeline.simulator.demo import DEMO_AGENTS, DEMO_SEED
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

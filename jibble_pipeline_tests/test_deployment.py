@@ -28,8 +28,8 @@ from dagster._core.scheduler.instigation import ScheduleInstigatorData, TickStat
 from dagster_graphql import DagsterGraphQLClient
 from psycopg import sql
 
-from jibble_pipeline.automation.schedules import range_tags
 from jibble_pipeline.cli import CODE_LOCATION_NAME, PROJECT_ROOT
+from jibble_pipeline.partitions import range_tags
 from jibble_pipeline.simulator import JibbleSimulator, SyntheticOrganisation
 from jibble_pipeline.warehouse.connection import sqlalchemy_url
 from jibble_pipeline_tests.pipeline_harness import BIN, cli_environment

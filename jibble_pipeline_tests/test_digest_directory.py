@@ -193,8 +193,8 @@ def test_the_asset_drops_mappings_the_source_no_longer_has(
 
 def test_the_sample_file_maps_groups_of_the_demo_organisation():
     from jibble_pipeline.digest.settings import SAMPLE_CLIENTS_FILE
-    from jibble_pipeline.jibble.resource import DEMO_AGENTS, DEMO_SEED
     from jibble_pipeline.simulator import SyntheticOrganisation
+    from jibble_pipeline.simulator.demo import DEMO_AGENTS, DEMO_SEED
 
     load = load_clients_file(SAMPLE_CLIENTS_FILE)
     organisation = SyntheticOrganisation(seed=DEMO_SEED, agents=DEMO_AGENTS)

@@ -5,7 +5,6 @@ the Monday schedule and the configuration from the environment."""
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
@@ -21,7 +20,14 @@ from jibble_pipeline.automation.digests import (
 from jibble_pipeline.digest.resources import EmailResource, build_digest_resources
 from jibble_pipeline.digest.settings import SAMPLE_CLIENTS_FILE, load_digest_settings
 from jibble_pipeline.settings import ConfigurationError
-from jibble_pipeline_tests.digest_fixture import ACME, BETA, BOTH, WEEK, DigestPipeline
+from jibble_pipeline_tests.digest_fixture import (
+    ACME,
+    BETA,
+    BOTH,
+    WEEK,
+    DigestPipeline,
+    running_pipeline,
+)
 from jibble_pipeline_tests.fake_services import FakeResend, SmtpServer
 
 SMTP_USER, SMTP_PASSWORD = "digests", "smtp-Pa55word-never-logged"
@@ -32,15 +38,8 @@ MONDAY_JOB = ["client_directory", "weekly_hours", "client_digests", "sent_digest
 
 @pytest.fixture(scope="module")
 def pipeline(database_url, tmp_path_factory):
-    running = DigestPipeline(
-        database_url, f"test_{uuid.uuid4().hex[:10]}", tmp_path_factory.mktemp("sending")
-    )
-    try:
-        running.prepare()
-        running.run(["client_directory", "client_digests"])
-        yield running
-    finally:
-        running.drop()
+    folder = tmp_path_factory.mktemp("sending")
+    yield from running_pipeline(database_url, folder, ["client_directory", "client_digests"])
 
 
 @pytest.fixture

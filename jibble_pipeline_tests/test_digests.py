@@ -7,7 +7,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import uuid
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -27,6 +26,7 @@ from jibble_pipeline_tests.digest_fixture import (
     HOSTILE_GROUP,
     WEEK,
     DigestPipeline,
+    running_pipeline,
 )
 
 HOSTILE = [HOSTILE_GROUP, HOSTILE_AGENT, HOSTILE_ACTIVITY]
@@ -34,16 +34,10 @@ HOSTILE = [HOSTILE_GROUP, HOSTILE_AGENT, HOSTILE_ACTIVITY]
 
 @pytest.fixture(scope="module")
 def pipeline(database_url, tmp_path_factory):
-    running = DigestPipeline(
-        database_url, f"test_{uuid.uuid4().hex[:10]}", tmp_path_factory.mktemp("digests")
+    folder = tmp_path_factory.mktemp("digests")
+    yield from running_pipeline(
+        database_url, folder, ["client_directory", "client_digests", "report_site"]
     )
-    try:
-        running.prepare()
-        result = running.run(["client_directory", "client_digests", "report_site"])
-        running.result = result
-        yield running
-    finally:
-        running.drop()
 
 
 def stored(pipeline: DigestPipeline) -> dict[str, dict]:

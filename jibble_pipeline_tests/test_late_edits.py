@@ -10,7 +10,6 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pandas as pd
-import pytest
 
 from jibble_pipeline.automation.late_edits import (
     OVERLAP,
@@ -22,13 +21,19 @@ from jibble_pipeline.automation.late_edits import (
     unhandled,
     versions,
 )
-from jibble_pipeline.automation.schedules import RANGE_END_TAG, RANGE_START_TAG
 from jibble_pipeline.jibble.resource import JibbleResource
-from jibble_pipeline.simulator import FaultPlan, JibbleSimulator, SyntheticOrganisation
-from jibble_pipeline_tests.pipeline_harness import DAILY, SNAPSHOTS, Pipeline
+from jibble_pipeline.partitions import RANGE_END_TAG, RANGE_START_TAG
+from jibble_pipeline.resources import server_jibble
+from jibble_pipeline.simulator import FaultPlan, SyntheticOrganisation
+from jibble_pipeline_tests.pipeline_harness import DAILY, SNAPSHOTS, Pipeline, PipelineSetup
 
 FIRST, LAST = date(2025, 2, 3), date(2025, 2, 9)
 T0 = datetime(2025, 2, 12, 8, tzinfo=UTC)
+# The ``pipeline`` fixture (conftest.py): a week of ten agents derived.
+PIPELINE_SETUP = PipelineSetup(
+    seed=3, agents=10, start=date(2025, 1, 20), end=date(2025, 2, 20),
+    first=FIRST, last=LAST, now=T0,
+)  # fmt: skip
 
 
 def test_dates_close_together_share_a_run():
@@ -82,17 +87,6 @@ def test_a_cursor_written_before_the_handled_changes_still_loads():
     assert LateEditsCursor.load(cursor.dump()) == cursor
 
 
-@pytest.fixture
-def pipeline(database_url, warehouse_schema):
-    organisation = SyntheticOrganisation(
-        seed=3, agents=10, start=date(2025, 1, 20), end=date(2025, 2, 20), now=T0
-    )
-    with JibbleSimulator(organisation, page_cap=100) as simulator:
-        running = Pipeline(simulator, database_url, warehouse_schema)
-        assert running.daily(FIRST, LAST, now=T0).success
-        yield running
-
-
 def evaluate(pipeline: Pipeline, cursor: str):
     """The sensor's result and the cursor it left (set directly or through its result)."""
     resources = {k: pipeline.resources[k] for k in ("jibble", "warehouse")}
@@ -100,6 +94,12 @@ def evaluate(pipeline: Pipeline, cursor: str):
         instance=pipeline.instance, cursor=cursor, resources=resources
     ) as context:
         return late_edits_sensor(context), context.cursor
+
+
+def first_evaluation(pipeline: Pipeline, watermark: datetime) -> dg.SensorResult:
+    """The sensor's result when its cursor holds only a watermark at ``watermark``."""
+    result, _ = evaluate(pipeline, LateEditsCursor(watermark=watermark.isoformat()).dump())
+    return result
 
 
 def run_request(pipeline: Pipeline, request: dg.RunRequest, jibble: JibbleResource | None = None):
@@ -117,12 +117,7 @@ def run_request(pipeline: Pipeline, request: dg.RunRequest, jibble: JibbleResour
 def fail_run(pipeline: Pipeline, request: dg.RunRequest) -> None:
     """Runs ``request`` while Jibble answers only errors, with few retries: the run fails."""
     pipeline.simulator.faults = FaultPlan(error_rate_5xx=1.0)
-    simulator = pipeline.simulator
-    impatient = JibbleResource(
-        client_id=simulator.client_id, client_secret=simulator.client_secret,
-        identity_url=simulator.url, workspace_url=simulator.url,
-        time_tracking_url=simulator.url, max_attempts=2,
-    )  # fmt: skip
+    impatient = server_jibble(pipeline.simulator, max_attempts=2)
     assert not run_request(pipeline, request, impatient).success
     pipeline.simulator.faults = FaultPlan()
 
@@ -155,6 +150,12 @@ def covering(requests: list[dg.RunRequest], day: date) -> dg.RunRequest:
     return request
 
 
+def only_request(result: dg.SensorResult, day: date) -> dg.RunRequest:
+    """The one request of ``result``, whose range holds ``day``."""
+    (request,) = result.run_requests
+    return covering([request], day)
+
+
 def test_an_edit_days_later_is_rederived_and_the_watermark_follows(pipeline):
     org = pipeline.simulator.organisation
     day = FIRST + timedelta(days=2)
@@ -162,8 +163,7 @@ def test_an_edit_days_later_is_rederived_and_the_watermark_follows(pipeline):
     org.set_now(T0 + timedelta(hours=1))
     org.edit_entry(clock_in["id"], time="2025-02-05T00:01:00.000Z")
 
-    watched = LateEditsCursor(watermark=T0.isoformat()).dump()
-    result, _ = evaluate(pipeline, watched)
+    result = first_evaluation(pipeline, T0)
     covering(result.run_requests, day)
     pending = LateEditsCursor.load(result.cursor)
     assert pending.watermark == T0.isoformat()  # not advanced before the runs land
@@ -191,8 +191,7 @@ def test_a_failed_run_keeps_the_watermark_and_asks_again(pipeline):
     entry = org.time_entries_for_dates(day, day)[0]
     org.set_now(T0 + timedelta(hours=2))
     org.archive_entry(entry["id"])
-    watched = LateEditsCursor(watermark=T0.isoformat()).dump()
-    result, _ = evaluate(pipeline, watched)
+    result = first_evaluation(pipeline, T0)
     fail_run(pipeline, covering(result.run_requests, day))
 
     again, _ = evaluate(pipeline, result.cursor)
@@ -210,10 +209,8 @@ def test_an_edit_is_rederived_once_and_its_next_edit_again(pipeline):
     org.set_now(edited_at)
     org.edit_entry(clock_in["id"], time="2025-02-05T00:01:00.000Z")
 
-    watched = LateEditsCursor(watermark=edited_at.isoformat()).dump()
-    first, _ = evaluate(pipeline, watched)
-    (request,) = first.run_requests  # nothing else changed since
-    covering([request], day)
+    first = first_evaluation(pipeline, edited_at)
+    request = only_request(first, day)  # nothing else changed since
     pending = LateEditsCursor.load(first.cursor)
     assert clock_in["id"] in pending.pending_changes and not pending.handled
     assert run_request(pipeline, request).success
@@ -229,8 +226,7 @@ def test_an_edit_is_rederived_once_and_its_next_edit_again(pipeline):
     org.set_now(edited_at + timedelta(minutes=3))
     org.edit_entry(clock_in["id"], time="2025-02-05T00:02:00.000Z")
     later, _ = evaluate(pipeline, cursor)
-    (request,) = later.run_requests
-    covering([request], day)
+    request = only_request(later, day)
     assert run_request(pipeline, request).success
     sessions = pipeline.table("sessions", "session_id").set_index("session_id")
     assert sessions.loc[clock_in["id"], "start_utc"] == pd.Timestamp("2025-02-05T00:02:00Z")
@@ -248,15 +244,13 @@ def test_a_failed_run_inside_the_overlap_is_requested_again(pipeline):
     org.set_now(edited_at)
     org.archive_entry(entry["id"])
 
-    watched = LateEditsCursor(watermark=edited_at.isoformat()).dump()
-    first, _ = evaluate(pipeline, watched)
-    (request,) = first.run_requests
-    fail_run(pipeline, covering([request], day))
+    first = first_evaluation(pipeline, edited_at)
+    request = only_request(first, day)
+    fail_run(pipeline, request)
 
     past(LateEditsCursor.load(first.cursor).pending_until)
     again, _ = evaluate(pipeline, first.cursor)
-    (retry,) = again.run_requests
-    covering([retry], day)
+    retry = only_request(again, day)
     assert retry.run_key != request.run_key
     retrying = LateEditsCursor.load(again.cursor)
     assert retrying.watermark == edited_at.isoformat() and not retrying.handled
@@ -277,10 +271,8 @@ def test_a_change_landing_while_runs_are_pending_is_not_lost(pipeline):
     edited_at = minutes_ago(5)
     org.set_now(edited_at)
     org.archive_entry(first_entry["id"])
-    watched = LateEditsCursor(watermark=edited_at.isoformat()).dump()
-    first, _ = evaluate(pipeline, watched)
-    (request,) = first.run_requests
-    covering([request], early)
+    first = first_evaluation(pipeline, edited_at)
+    request = only_request(first, early)
 
     org.set_now(edited_at + timedelta(minutes=2))
     org.archive_entry(late_entry["id"])  # lands while the runs are pending

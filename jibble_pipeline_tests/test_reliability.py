@@ -11,7 +11,7 @@ import dagster as dg
 import psycopg
 from psycopg import sql
 
-from jibble_pipeline.automation.partitions import daily_partitions
+from jibble_pipeline.partitions import daily_partitions
 from jibble_pipeline.simulator import FaultPlan, JibbleSimulator, SyntheticOrganisation
 from jibble_pipeline.warehouse.store import Warehouse
 from jibble_pipeline_tests.blocking import hold_row, wait_for, waiters

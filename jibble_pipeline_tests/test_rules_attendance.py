@@ -1,4 +1,4 @@
-"""Daily attendance per agent and work date (SPEC §3.4)."""
+"""Daily attendance per agent and work date (docs/rules.md, Daily attendance)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from datetime import date, datetime, timedelta
 import pandas as pd
 import pytest
 
-from jibble_pipeline.rules.attendance import ATTENDANCE_COLUMNS, daily_attendance
+from jibble_pipeline.rules.attendance import ATTENDANCE_COLUMNS, derive_attendance
 from jibble_pipeline.rules.groups import assign_groups
 from jibble_pipeline.rules.sessions import derive_sessions
 from jibble_pipeline_tests.reference_rules import (
+    DAY,
+    NOW,
     entries_frame,
     entry,
     frame_records,
@@ -20,9 +22,8 @@ from jibble_pipeline_tests.reference_rules import (
     reference_group,
     reference_sessions,
 )
+from jibble_pipeline_tests.reference_rules import on_day as e
 
-NOW = instant("2025-03-20T00:00:00Z")
-DAY = date(2025, 3, 3)
 HISTORY = pd.DataFrame(
     {
         "person_id": ["p1", "p1"],
@@ -33,15 +34,11 @@ HISTORY = pd.DataFrame(
 ).astype({"person_id": object, "group_id": object})
 
 
-def e(entry_id: str, kind: str, at: str, **fields) -> dict:
-    return entry(entry_id, fields.pop("person", "p1"), kind, f"2025-03-03T{at}Z", **fields)
-
-
 def attendance_of(rows: list[dict], now: datetime = NOW) -> list[dict]:
     frame = entries_frame(rows)
     result = derive_sessions(frame, now=now)
     sessions = assign_groups(result.sessions, HISTORY)
-    return frame_records(daily_attendance(frame, sessions, result.orphan_outs))
+    return frame_records(derive_attendance(frame, sessions, result.orphan_outs))
 
 
 def test_a_working_day_with_a_break():
@@ -160,14 +157,14 @@ def test_several_agents_and_days_in_any_order():
 def test_empty_input_gives_the_columns():
     frame = entries_frame([])
     result = derive_sessions(frame, now=NOW)
-    attendance = daily_attendance(frame, result.sessions, result.orphan_outs)
+    attendance = derive_attendance(frame, result.sessions, result.orphan_outs)
     assert attendance.empty and list(attendance.columns) == ATTENDANCE_COLUMNS
 
 
 def test_output_types():
     frame = entries_frame([e("e1", "In", "08:00"), e("e2", "Out", "09:00")])
     result = derive_sessions(frame, now=NOW)
-    attendance = daily_attendance(frame, result.sessions, result.orphan_outs)
+    attendance = derive_attendance(frame, result.sessions, result.orphan_outs)
     assert list(attendance.columns) == ATTENDANCE_COLUMNS
     assert str(attendance["clock_in_utc"].dtype).endswith("UTC]")
     assert attendance["work_seconds"].dtype == "int64"
@@ -181,7 +178,7 @@ def test_matches_the_row_by_row_reference(seed):
     now = instant("2025-03-15T06:00:00Z")
     result = derive_sessions(frame, now=now)
     moves = HISTORY.assign(person_id=["person-1", "person-1"])
-    attendance = daily_attendance(frame, assign_groups(result.sessions, moves), result.orphan_outs)
+    attendance = derive_attendance(frame, assign_groups(result.sessions, moves), result.orphan_outs)
 
     sessions, orphans, _ = reference_sessions(frame, now, timedelta(hours=16))
     for session in sessions:

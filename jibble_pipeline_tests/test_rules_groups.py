@@ -1,4 +1,4 @@
-"""Client group of a session and the agent -> group history (SPEC §3.3)."""
+"""Client group of a session and the agent -> group history (docs/rules.md, Client groups)."""
 
 from __future__ import annotations
 

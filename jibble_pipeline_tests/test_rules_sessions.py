@@ -1,4 +1,4 @@
-"""Entries -> sessions (SPEC §3.2), one case per rule, plus a cross-check against the
+"""Entries -> sessions (docs/rules.md, Sessions), one case per rule, plus a cross-check against the
 row-by-row reference on random entries."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import pytest
 
 from jibble_pipeline.rules.sessions import SESSION_COLUMNS, derive_sessions
 from jibble_pipeline_tests.reference_rules import (
+    NOW,
     entries_frame,
     entry,
     frame_records,
@@ -19,9 +20,7 @@ from jibble_pipeline_tests.reference_rules import (
     random_entries,
     reference_sessions,
 )
-
-NOW = instant("2025-03-20T00:00:00Z")
-DAY = date(2025, 3, 3)
+from jibble_pipeline_tests.reference_rules import on_day as e
 
 
 @dataclass
@@ -35,10 +34,6 @@ class Case:
     orphans: list[str] = field(default_factory=list)
     ignored: int = 0
     now: datetime = NOW
-
-
-def e(entry_id: str, kind: str, at: str, **fields) -> dict:
-    return entry(entry_id, fields.pop("person", "p1"), kind, f"2025-03-03T{at}Z", **fields)
 
 
 CASES = [
@@ -157,66 +152,36 @@ def test_session_rules(case: Case):
     assert result.ignored_count == case.ignored
 
 
+def shift(start: str, end: str, offset: int, end_offset: int | None = None) -> list[dict]:
+    """An In at ``start`` and an Out at ``end`` (UTC) with their local offsets, both of the
+    In's work date (its local date: a night shift's Out belongs to the day it started)."""
+    clock_in = entry("s1", "p", "In", start, offset=offset)
+    out_offset = offset if end_offset is None else end_offset
+    day = clock_in["belongs_to_date"]
+    return [clock_in, entry("s2", "p", "Out", end, offset=out_offset, day=day)]
+
+
 @pytest.mark.parametrize(
     ("name", "rows", "duration", "start_local", "end_local", "day"),
     [
-        (
-            "night shift crossing local and UTC midnight (+01:00)",
-            [
-                entry("n1", "p", "In", "2025-03-03T21:00:00Z", offset=60),
-                entry("n2", "p", "Out", "2025-03-04T05:00:00Z", offset=60, day=date(2025, 3, 3)),
-            ],
-            8 * 3600,
-            datetime(2025, 3, 3, 22, 0),
-            datetime(2025, 3, 4, 6, 0),
-            date(2025, 3, 3),
-        ),
-        (
-            "Europe/Berlin spring forward: 22:00 -> 06:00 local is 7 hours",
-            [
-                entry("b1", "p", "In", "2025-03-29T21:00:00Z", offset=60),
-                entry("b2", "p", "Out", "2025-03-30T04:00:00Z", offset=120, day=date(2025, 3, 29)),
-            ],
-            7 * 3600,
-            datetime(2025, 3, 29, 22, 0),
-            datetime(2025, 3, 30, 6, 0),
-            date(2025, 3, 29),
-        ),
-        (
-            "America/New_York spring forward: 01:00 -> 05:00 local is 3 hours",
-            [
-                entry("y1", "p", "In", "2025-03-09T06:00:00Z", offset=-300),
-                entry("y2", "p", "Out", "2025-03-09T09:00:00Z", offset=-240),
-            ],
-            3 * 3600,
-            datetime(2025, 3, 9, 1, 0),
-            datetime(2025, 3, 9, 5, 0),
-            date(2025, 3, 9),
-        ),
-        (
-            "+05:30 offset",
-            [
-                entry("i1", "p", "In", "2025-03-03T03:30:00Z", offset=330),
-                entry("i2", "p", "Out", "2025-03-03T12:15:00Z", offset=330),
-            ],
-            8 * 3600 + 45 * 60,
-            datetime(2025, 3, 3, 9, 0),
-            datetime(2025, 3, 3, 17, 45),
-            date(2025, 3, 3),
-        ),
-        (
-            "+08:00 night shift ends before UTC midnight",
-            [
-                entry("m1", "p", "In", "2025-03-03T15:00:00Z", offset=480),
-                entry("m2", "p", "Out", "2025-03-03T23:00:00Z", offset=480, day=date(2025, 3, 3)),
-            ],
-            8 * 3600,
-            datetime(2025, 3, 3, 23, 0),
-            datetime(2025, 3, 4, 7, 0),
-            date(2025, 3, 3),
-        ),
+        ("night shift crossing local and UTC midnight (+01:00)",
+         shift("2025-03-03T21:00:00Z", "2025-03-04T05:00:00Z", 60),
+         8 * 3600, datetime(2025, 3, 3, 22, 0), datetime(2025, 3, 4, 6, 0), date(2025, 3, 3)),
+        ("Europe/Berlin spring forward: 22:00 -> 06:00 local is 7 hours",
+         shift("2025-03-29T21:00:00Z", "2025-03-30T04:00:00Z", 60, 120),
+         7 * 3600, datetime(2025, 3, 29, 22, 0), datetime(2025, 3, 30, 6, 0), date(2025, 3, 29)),
+        ("America/New_York spring forward: 01:00 -> 05:00 local is 3 hours",
+         shift("2025-03-09T06:00:00Z", "2025-03-09T09:00:00Z", -300, -240),
+         3 * 3600, datetime(2025, 3, 9, 1, 0), datetime(2025, 3, 9, 5, 0), date(2025, 3, 9)),
+        ("+05:30 offset",
+         shift("2025-03-03T03:30:00Z", "2025-03-03T12:15:00Z", 330),
+         8 * 3600 + 45 * 60, datetime(2025, 3, 3, 9, 0), datetime(2025, 3, 3, 17, 45),
+         date(2025, 3, 3)),
+        ("+08:00 night shift ends before UTC midnight",
+         shift("2025-03-03T15:00:00Z", "2025-03-03T23:00:00Z", 480),
+         8 * 3600, datetime(2025, 3, 3, 23, 0), datetime(2025, 3, 4, 7, 0), date(2025, 3, 3)),
     ],
-)
+)  # fmt: skip
 def test_durations_are_elapsed_utc_time_and_local_clock_is_kept(
     name, rows, duration, start_local, end_local, day
 ):

@@ -69,6 +69,30 @@ def entries(simulator: JibbleSimulator, first: date = DAY, last: date = DAY) -> 
     return simulator.organisation.time_entries_for_dates(first, last)
 
 
+def stop_while_waiting(
+    simulator: JibbleSimulator, request: Callable[[], Any], arrived: Callable[[], bool]
+) -> None:
+    """Sends ``request`` from another thread and stops the simulator once ``arrived()``: the
+    stop is quick and the request ends without an answer."""
+    errors: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            request()
+        except httpx.HTTPError as error:
+            errors.append(error)
+
+    waiting = threading.Thread(target=send)
+    waiting.start()
+    while not arrived():
+        time.sleep(0.01)
+    started = time.monotonic()
+    simulator.stop()
+    assert time.monotonic() - started < 2
+    waiting.join(5)
+    assert isinstance(errors[0], httpx.RemoteProtocolError)  # closed without an answer
+
+
 # ---------------------------------------------------------------------------------- tokens
 
 
@@ -328,22 +352,11 @@ def test_stopping_ends_stalled_answers_and_connection_threads():
         url = simulator.url
         idle = httpx.Client(base_url=url, timeout=5)
         issue_token(idle, simulator)  # leaves a kept-alive connection open
-        outcome: list[BaseException] = []
-
-        def wait_for_a_stalled_answer() -> None:
-            try:
-                httpx.get(f"{url}/v1/Groups", timeout=60)
-            except httpx.HTTPError as error:
-                outcome.append(error)
-
-        stalled = threading.Thread(target=wait_for_a_stalled_answer)
-        stalled.start()
-        while simulator.stats.stalled == 0:
-            time.sleep(0.01)
-        started = time.monotonic()
-    assert time.monotonic() - started < 2
-    stalled.join(5)
-    assert isinstance(outcome[0], httpx.RemoteProtocolError)  # closed without an answer
+        stop_while_waiting(
+            simulator,
+            lambda: httpx.get(f"{url}/v1/Groups", timeout=60),
+            arrived=lambda: simulator.stats.stalled > 0,
+        )
     idle.close()
     assert threading.active_count() == before
     with pytest.raises(httpx.ConnectError):
@@ -400,22 +413,12 @@ def test_concurrent_requests_wait_their_latency_side_by_side(simulator, http):
 
 def test_stopping_cuts_the_latency_short():
     with JibbleSimulator(organisation(), faults=FaultPlan(latency_seconds=30)) as simulator:
-        outcome: list[BaseException] = []
-
-        def wait_for_a_late_token() -> None:
-            try:
-                httpx.post(f"{simulator.url}/connect/token", data={}, timeout=60)
-            except httpx.HTTPError as error:
-                outcome.append(error)
-
-        waiting = threading.Thread(target=wait_for_a_late_token)
-        waiting.start()
-        while simulator.stats.requests == 0:
-            time.sleep(0.01)
-        started = time.monotonic()
-    assert time.monotonic() - started < 2
-    waiting.join(5)
-    assert isinstance(outcome[0], httpx.RemoteProtocolError)  # closed without an answer
+        token_url = f"{simulator.url}/connect/token"
+        stop_while_waiting(
+            simulator,
+            lambda: httpx.post(token_url, data={}, timeout=60),
+            arrived=lambda: simulator.stats.requests > 0,
+        )
 
 
 def test_a_burst_beyond_the_bucket_is_limited_until_it_refills(simulator, http):

@@ -12,9 +12,9 @@ from psycopg import sql
 
 from jibble_pipeline.jibble.frames import entries_frame, quarantine_frame
 from jibble_pipeline.jibble.models import Rejected, TimeEntry, parse_payloads
+from jibble_pipeline.schema import TABLES
 from jibble_pipeline.warehouse.connection import redact, sqlalchemy_url
 from jibble_pipeline.warehouse.store import DateWindow, EntryBatch, RangeProgress, Warehouse
-from jibble_pipeline.warehouse.tables import TABLES
 
 WEEK = DateWindow(date(2025, 1, 6), date(2025, 1, 13))
 

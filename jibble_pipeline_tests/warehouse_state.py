@@ -14,7 +14,7 @@ from collections import Counter
 import psycopg
 from psycopg import sql
 
-from jibble_pipeline.warehouse.tables import TABLES
+from jibble_pipeline.schema import TABLES
 
 # What legitimately differs between two correct runs of the same data, and nothing else:
 # - the wall clock of a fetch or sync: ``fetched_at`` (raw entries), ``synced_at`` (snapshots);

@@ -5,13 +5,16 @@ range), or at the whole table when run on its own.
 """
 
 import warnings
+from collections.abc import Callable
 from datetime import date, timedelta
+from typing import Any
 
 import dagster as dg
+import pandas as pd
 from psycopg import sql
 
 from jibble_pipeline.assets.metadata import table_metadata
-from jibble_pipeline.automation.schedules import RANGE_END_TAG, RANGE_START_TAG
+from jibble_pipeline.partitions import RANGE_END_TAG, RANGE_START_TAG
 from jibble_pipeline.warehouse.resource import WarehouseResource
 
 FAR_PAST = date(1900, 1, 1)
@@ -28,91 +31,108 @@ def run_dates(context: dg.AssetCheckExecutionContext) -> tuple[date, date]:
     return date.fromisoformat(first), date.fromisoformat(last)
 
 
-def _count(warehouse: WarehouseResource, query: sql.Composable, params: dict) -> int:
-    return int(warehouse.query_frame(query, params).iloc[0, 0])
+def scalar(frame: pd.DataFrame) -> int:
+    return int(frame.iloc[0, 0])
 
 
-@dg.asset_check(asset="raw_time_entries", description="Jibble ids are unique in the warehouse.")
-def no_duplicate_entry_ids(
-    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
-) -> dg.AssetCheckResult:
-    first, last = run_dates(context)
-    query = sql.SQL(
-        "SELECT count(*) - count(DISTINCT entry_id) FROM {t}"
-        " WHERE belongs_to_date BETWEEN %(first)s AND %(last)s"
-    ).format(t=warehouse.table("raw_time_entries"))
-    duplicates = _count(warehouse, query, {"first": first, "last": last})
-    return dg.AssetCheckResult(passed=duplicates == 0, metadata={"duplicate_ids": duplicates})
+def column_total(column: str) -> Callable[[pd.DataFrame], int]:
+    return lambda frame: int(frame[column].sum()) if len(frame) else 0
 
 
-@dg.asset_check(
+def warehouse_check(
+    *,
+    name: str,
+    asset: str,
+    description: str,
+    query: str,
+    tables: dict[str, str],
+    total: Callable[[pd.DataFrame], int],
+    counted: str,
+    shown: str | None = None,
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
+    advice: str | None = None,
+) -> dg.AssetChecksDefinition:
+    """A check that passes when ``total`` of ``query``'s rows is 0, for the run's dates.
+
+    ``query`` names the warehouse tables in ``tables`` ({placeholder: table}) and the range
+    as ``%(first)s``/``%(last)s``; the metadata holds the total as ``counted`` and, with
+    ``shown``, the rows as a table."""
+
+    @dg.asset_check(asset=asset, name=name, description=description)
+    def check(
+        context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+    ) -> dg.AssetCheckResult:
+        first, last = run_dates(context)
+        names = {key: warehouse.table(table) for key, table in tables.items()}
+        rows = warehouse.query_frame(sql.SQL(query).format(**names), {"first": first, "last": last})
+        found = total(rows)
+        metadata: dict[str, Any] = {counted: found}
+        if shown:
+            metadata[shown] = table_metadata(rows)
+        if advice and found:
+            metadata["fix"] = advice
+        return dg.AssetCheckResult(passed=found == 0, severity=severity, metadata=metadata)
+
+    return check
+
+
+no_duplicate_entry_ids = warehouse_check(
+    name="no_duplicate_entry_ids",
+    asset="raw_time_entries",
+    description="Jibble ids are unique in the warehouse.",
+    query="SELECT count(*) - count(DISTINCT entry_id) FROM {raw}"
+    " WHERE belongs_to_date BETWEEN %(first)s AND %(last)s",
+    tables={"raw": "raw_time_entries"},
+    total=scalar,
+    counted="duplicate_ids",
+)
+
+no_quarantined_entries = warehouse_check(
+    name="no_quarantined_entries",
     asset="quarantined_entries",
     description="Entries that failed validation are waiting for a fix at the source.",
+    query="SELECT reason, count(*) AS entries FROM {quarantine}"
+    " WHERE partition_date BETWEEN %(first)s AND %(last)s GROUP BY reason ORDER BY 2 DESC",
+    tables={"quarantine": "quarantined_entries"},
+    total=column_total("entries"),
+    counted="quarantined",
+    shown="reasons",
+    severity=dg.AssetCheckSeverity.WARN,
 )
-def no_quarantined_entries(
-    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
-) -> dg.AssetCheckResult:
-    first, last = run_dates(context)
-    query = sql.SQL(
-        "SELECT reason, count(*) AS entries FROM {t}"
-        " WHERE partition_date BETWEEN %(first)s AND %(last)s GROUP BY reason ORDER BY 2 DESC"
-    ).format(t=warehouse.table("quarantined_entries"))
-    reasons = warehouse.query_frame(query, {"first": first, "last": last})
-    total = int(reasons["entries"].sum()) if len(reasons) else 0
-    return dg.AssetCheckResult(
-        passed=total == 0,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"quarantined": total, "reasons": table_metadata(reasons)},
+
+sessions_do_not_overlap = warehouse_check(
+    name="sessions_do_not_overlap",
+    asset="sessions",
+    description="No agent is in two sessions at once.",
+    query="""
+    WITH ordered AS (
+        SELECT end_utc, lead(start_utc) OVER (
+            PARTITION BY person_id ORDER BY start_utc, session_id) AS next_start
+        FROM {sessions}
+        WHERE belongs_to_date BETWEEN %(first)s::date - 1 AND %(last)s::date + 1
     )
+    SELECT count(*) FROM ordered WHERE end_utc > next_start
+    """,
+    tables={"sessions": "sessions"},
+    total=scalar,
+    counted="overlapping_sessions",
+)
 
-
-@dg.asset_check(asset="sessions", description="No agent is in two sessions at once.")
-def sessions_do_not_overlap(
-    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
-) -> dg.AssetCheckResult:
-    first, last = run_dates(context)
-    query = sql.SQL(
-        """
-        WITH ordered AS (
-            SELECT end_utc, lead(start_utc) OVER (
-                PARTITION BY person_id ORDER BY start_utc, session_id) AS next_start
-            FROM {t}
-            WHERE belongs_to_date BETWEEN %(first)s::date - 1 AND %(last)s::date + 1
-        )
-        SELECT count(*) FROM ordered WHERE end_utc > next_start
-        """
-    ).format(t=warehouse.table("sessions"))
-    overlaps = _count(warehouse, query, {"first": first, "last": last})
-    return dg.AssetCheckResult(passed=overlaps == 0, metadata={"overlapping_sessions": overlaps})
-
-
-@dg.asset_check(
+sessions_have_their_agents_group = warehouse_check(
+    name="sessions_have_their_agents_group",
     asset="sessions",
     description="Sessions of agents with a client group have one (group history followed "
     "the People sync).",
+    query="SELECT s.person_id, count(*) AS sessions FROM {sessions} s"
+    " JOIN {agents} a ON a.person_id = s.person_id AND a.group_id IS NOT NULL"
+    " WHERE s.group_id IS NULL AND s.belongs_to_date BETWEEN %(first)s AND %(last)s"
+    " GROUP BY s.person_id ORDER BY 2 DESC",
+    tables={"sessions": "sessions", "agents": "agents"},
+    total=column_total("sessions"),
+    counted="sessions_without_group",
+    shown="agents",
+    advice="materialise agent_group_history (with agents), then re-derive the dates",
 )
-def sessions_have_their_agents_group(
-    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
-) -> dg.AssetCheckResult:
-    first, last = run_dates(context)
-    query = sql.SQL(
-        "SELECT s.person_id, count(*) AS sessions FROM {sessions} s"
-        " JOIN {agents} a ON a.person_id = s.person_id AND a.group_id IS NOT NULL"
-        " WHERE s.group_id IS NULL AND s.belongs_to_date BETWEEN %(first)s AND %(last)s"
-        " GROUP BY s.person_id ORDER BY 2 DESC"
-    ).format(sessions=warehouse.table("sessions"), agents=warehouse.table("agents"))
-    missing = warehouse.query_frame(query, {"first": first, "last": last})
-    total = int(missing["sessions"].sum()) if len(missing) else 0
-    return dg.AssetCheckResult(
-        passed=total == 0,
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata={
-            "sessions_without_group": total,
-            "agents": table_metadata(missing),
-            "fix": "materialise agent_group_history (with agents), then re-derive the dates",
-        },
-    )
-
 
 ENTRY_ACCOUNTING = """
 WITH active AS (
@@ -144,61 +164,42 @@ SELECT role, count(*) AS entries,
 FROM classified c GROUP BY role ORDER BY role
 """
 
-
-@dg.asset_check(
+active_entries_accounted_for = warehouse_check(
+    name="active_entries_accounted_for",
     asset="sessions",
     description="Every Active entry starts or ends a session, or is a reported orphan Out "
     "or part of a dropped zero-length pair.",
+    query=ENTRY_ACCOUNTING,
+    tables={"raw": "raw_time_entries", "sessions": "sessions"},
+    total=column_total("unaccounted"),
+    counted="unaccounted_entries",
+    shown="entries_by_role",
 )
-def active_entries_accounted_for(
-    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
-) -> dg.AssetCheckResult:
-    first, last = run_dates(context)
-    query = sql.SQL(ENTRY_ACCOUNTING).format(
-        raw=warehouse.table("raw_time_entries"), sessions=warehouse.table("sessions")
-    )
-    roles = warehouse.query_frame(query, {"first": first, "last": last})
-    unaccounted = int(roles["unaccounted"].sum()) if len(roles) else 0
-    return dg.AssetCheckResult(
-        passed=unaccounted == 0,
-        metadata={"unaccounted_entries": unaccounted, "entries_by_role": table_metadata(roles)},
-    )
 
-
-@dg.asset_check(asset="sessions", description="Out punches with no open session (no hours).")
-def orphan_outs(
-    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
-) -> dg.AssetCheckResult:
-    first, last = run_dates(context)
-    query = sql.SQL(
-        "SELECT coalesce(sum(orphan_out_count), 0) FROM {t}"
-        " WHERE belongs_to_date BETWEEN %(first)s AND %(last)s"
-    ).format(t=warehouse.table("daily_attendance"))
-    orphans = _count(warehouse, query, {"first": first, "last": last})
-    return dg.AssetCheckResult(
-        passed=orphans == 0, severity=dg.AssetCheckSeverity.WARN, metadata={"orphan_outs": orphans}
-    )
-
-
-@dg.asset_check(
-    asset="weekly_hours", description="Sessions with no end (open or incomplete) in the week."
+orphan_outs = warehouse_check(
+    name="orphan_outs",
+    asset="sessions",
+    description="Out punches with no open session (no hours).",
+    query="SELECT coalesce(sum(orphan_out_count), 0) FROM {attendance}"
+    " WHERE belongs_to_date BETWEEN %(first)s AND %(last)s",
+    tables={"attendance": "daily_attendance"},
+    total=scalar,
+    counted="orphan_outs",
+    severity=dg.AssetCheckSeverity.WARN,
 )
-def incomplete_sessions_per_week(
-    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
-) -> dg.AssetCheckResult:
-    first, last = run_dates(context)
-    query = sql.SQL(
-        "SELECT week_start, sum(incomplete_count) AS incomplete_sessions FROM {t}"
-        " WHERE week_start BETWEEN %(first)s AND %(last)s GROUP BY week_start ORDER BY week_start"
-    ).format(t=warehouse.table("weekly_hours"))
-    weeks = warehouse.query_frame(query, {"first": first, "last": last})
-    total = int(weeks["incomplete_sessions"].sum()) if len(weeks) else 0
-    return dg.AssetCheckResult(
-        passed=total == 0,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"incomplete_sessions": total, "per_week": table_metadata(weeks)},
-    )
 
+incomplete_sessions_per_week = warehouse_check(
+    name="incomplete_sessions_per_week",
+    asset="weekly_hours",
+    description="Sessions with no end (open or incomplete) in the week.",
+    query="SELECT week_start, sum(incomplete_count) AS incomplete_sessions FROM {weekly}"
+    " WHERE week_start BETWEEN %(first)s AND %(last)s GROUP BY week_start ORDER BY week_start",
+    tables={"weekly": "weekly_hours"},
+    total=column_total("incomplete_sessions"),
+    counted="incomplete_sessions",
+    shown="per_week",
+    severity=dg.AssetCheckSeverity.WARN,
+)
 
 WEEKLY_VS_SESSIONS = """
 WITH weekly AS (
@@ -224,23 +225,16 @@ WHERE coalesce(w.work_seconds, 0) <> coalesce(d.work_seconds, 0)
 ORDER BY 1
 """
 
-
-@dg.asset_check(
+weekly_totals_match_sessions = warehouse_check(
+    name="weekly_totals_match_sessions",
     asset="weekly_hours",
     description="Each week's totals equal the sum of its days' complete sessions.",
+    query=WEEKLY_VS_SESSIONS,
+    tables={"weekly": "weekly_hours", "sessions": "sessions"},
+    total=len,
+    counted="weeks_differing",
+    shown="differences",
 )
-def weekly_totals_match_sessions(
-    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
-) -> dg.AssetCheckResult:
-    first, last = run_dates(context)
-    query = sql.SQL(WEEKLY_VS_SESSIONS).format(
-        weekly=warehouse.table("weekly_hours"), sessions=warehouse.table("sessions")
-    )
-    mismatches = warehouse.query_frame(query, {"first": first, "last": last})
-    return dg.AssetCheckResult(
-        passed=mismatches.empty,
-        metadata={"weeks_differing": len(mismatches), "differences": table_metadata(mismatches)},
-    )
 
 
 with warnings.catch_warnings():

@@ -1,14 +1,13 @@
 """Metadata values people read in the Dagster UI: tables, counts and small charts."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import Any
 
 import dagster as dg
 import pandas as pd
 
 from jibble_pipeline.jibble.models import Rejected
 from jibble_pipeline.rules.formatting import format_hours
-from jibble_pipeline.warehouse.resource import WarehouseResource
 
 MAX_TABLE_ROWS = 200
 BAR_WIDTH = 30
@@ -57,7 +56,7 @@ def hours_bar_chart(seconds_by_label: pd.Series, title: str) -> dg.MarkdownMetad
     return dg.MetadataValue.md("\n".join(lines))
 
 
-def rejected_metadata(rejected: Sequence[Rejected]) -> dict[str, object]:
+def rejected_metadata(rejected: Sequence[Rejected]) -> dict[str, Any]:
     """Counts and reasons of payloads that failed validation (never dropped silently)."""
     if not rejected:
         return {"rejected": 0}
@@ -79,41 +78,3 @@ def hours_table(frame: pd.DataFrame, key_columns: list[str]) -> dg.TableMetadata
     totals["work"] = totals["work_seconds"].map(format_hours)
     totals["break"] = totals["break_seconds"].map(format_hours)
     return table_metadata(totals[[*key_columns, "work", "break"]])
-
-
-@dataclass(frozen=True)
-class DisplayNames:
-    agents: dict[str, str]
-    groups: dict[str, str]
-    activities: dict[str, str]
-
-
-def display_names(warehouse: WarehouseResource) -> DisplayNames:
-    """Names of agents, groups and activities from the snapshots, for tables people read."""
-
-    def lookup(table: str, key: str, name: str) -> dict[str, str]:
-        frame = warehouse.read_table(table, columns=[key, name])
-        return dict(zip(frame[key], frame[name].fillna(frame[key]), strict=True))
-
-    return DisplayNames(
-        agents=lookup("agents", "person_id", "full_name"),
-        groups=lookup("client_groups", "group_id", "name"),
-        activities=lookup("activities", "activity_id", "name"),
-    )
-
-
-def named(frame: pd.DataFrame, names: DisplayNames) -> pd.DataFrame:
-    """``frame`` with readable ``agent``, ``group`` and ``activity`` columns added."""
-
-    def label(ids: pd.Series, mapping: dict[str, str]) -> pd.Series:
-        return ids.map(lambda i: "(none)" if i is None or pd.isna(i) else mapping.get(i, i))
-
-    out = frame.copy()
-    for column, key, mapping in (
-        ("agent", "person_id", names.agents),
-        ("group", "group_id", names.groups),
-        ("activity", "activity_id", names.activities),
-    ):
-        if key in out.columns:
-            out[column] = label(out[key], mapping)
-    return out

@@ -6,22 +6,17 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 import pandas as pd
 
-from jibble_pipeline.assets.metadata import (
-    DisplayNames,
-    display_names,
-    hours_table,
-    named,
-    rows_by,
-    selected_names,
-)
-from jibble_pipeline.automation.partitions import daily_partitions
-from jibble_pipeline.rules.attendance import daily_attendance as attendance_rows
+from jibble_pipeline.assets.metadata import hours_table, rows_by, selected_names
+from jibble_pipeline.assets.tables import table_out
+from jibble_pipeline.partitions import daily_partitions
+from jibble_pipeline.rules.attendance import derive_attendance
 from jibble_pipeline.rules.entries import is_active
 from jibble_pipeline.rules.groups import assign_groups
 from jibble_pipeline.rules.sessions import derive_sessions
+from jibble_pipeline.warehouse.names import Names, load_names, named
 from jibble_pipeline.warehouse.resource import WarehouseResource
 
-GROUP = "hours"
+GROUP = "hours"  # the asset group of sessions, attendance and weekly hours
 
 
 class DerivationConfig(dg.Config):
@@ -39,14 +34,14 @@ class DerivationConfig(dg.Config):
 
 @dg.multi_asset(
     outs={
-        "sessions": dg.AssetOut(
-            is_required=False,
-            description="Work and break sessions (SPEC §3.2), with client group and status.",
+        "sessions": table_out(
+            "sessions",
+            "Work and break sessions (docs/rules.md, Sessions), with client group and status.",
             kinds={"postgres"},
         ),
-        "daily_attendance": dg.AssetOut(
-            is_required=False,
-            description="One row per agent and work date: clock-in/out, work and break hours.",
+        "daily_attendance": table_out(
+            "daily_attendance",
+            "One row per agent and work date: clock-in/out, work and break hours.",
             kinds={"postgres"},
         ),
     },
@@ -72,9 +67,9 @@ def derive_daily_hours(
     )
     sessions = assign_groups(result.sessions, agent_group_history)
     sessions["derived_at"] = pd.Timestamp(now)
-    attendance = attendance_rows(raw_time_entries, sessions, result.orphan_outs)
+    attendance = derive_attendance(raw_time_entries, sessions, result.orphan_outs)
 
-    names = display_names(warehouse)
+    names = load_names(warehouse)
     # Each partition shows its own work date's figures, never the run's totals.
     by_day = {
         "sessions": rows_by(sessions, "belongs_to_date"),
@@ -108,7 +103,7 @@ def sessions_metadata(
     sessions: pd.DataFrame | None,
     orphans: pd.DataFrame | None,
     entries: pd.DataFrame | None,
-    names: DisplayNames,
+    names: Names,
 ) -> dict[str, object]:
     """One work date's sessions: how many of each status, hours by client group."""
     if sessions is None:

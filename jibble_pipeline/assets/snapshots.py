@@ -1,17 +1,21 @@
 """Unpartitioned snapshots of the Jibble workspace: agents, client groups, activities."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 import pandas as pd
 
 from jibble_pipeline.assets.jibble_api import jibble_session
 from jibble_pipeline.assets.metadata import rejected_metadata, selected_names, table_metadata
-from jibble_pipeline.jibble.frames import activities_frame, agents_frame, groups_frame
-from jibble_pipeline.jibble.models import Activity, Group, Person, parse_payloads
+from jibble_pipeline.assets.tables import column_schema, table_out
+from jibble_pipeline.jibble.client import JibbleClient
+from jibble_pipeline.jibble.frames import agents_frame, snapshot_frame
+from jibble_pipeline.jibble.models import Activity, Group, JibblePayload, Person, parse_payloads
 from jibble_pipeline.jibble.resource import JibbleResource
 from jibble_pipeline.rules.groups import update_group_history
+from jibble_pipeline.schema import table
 from jibble_pipeline.warehouse.resource import WarehouseResource
 
 GROUP = "jibble_workspace"
@@ -19,15 +23,15 @@ GROUP = "jibble_workspace"
 
 @dg.multi_asset(
     outs={
-        "agents": dg.AssetOut(
-            is_required=False,
-            description="Every person of the Jibble organisation, with their client group.",
+        "agents": table_out(
+            "agents",
+            "Every person of the Jibble organisation, with their client group.",
             kinds={"jibble", "postgres"},
         ),
-        "agent_group_history": dg.AssetOut(
-            is_required=False,
-            description="Which client group each agent was in, when (valid_from / valid_to), "
-            "from each People sync.",
+        "agent_group_history": table_out(
+            "agent_group_history",
+            "Which client group each agent was in, when (valid_from / valid_to), from each "
+            "People sync.",
             kinds={"postgres"},
         ),
     },
@@ -72,37 +76,42 @@ def agents(
         )
 
 
-@dg.asset(group_name=GROUP, kinds={"jibble", "postgres"})
-def client_groups(
-    context: dg.AssetExecutionContext, jibble: JibbleResource, warehouse: WarehouseResource
-) -> pd.DataFrame:
-    """Client accounts (Jibble groups)."""
-    with jibble_session(context, jibble, warehouse) as client:
-        groups, rejected = parse_payloads(Group, client.groups())
-    frame = groups_frame(groups, datetime.now(UTC))
-    context.add_output_metadata(
-        {
-            "client_groups": len(frame),
-            "groups": table_metadata(frame[["group_id", "name", "code", "status"]]),
-            **rejected_metadata(rejected),
-        }
+def list_snapshot(
+    name: str,
+    description: str,
+    read: Callable[[JibbleClient], list[dict[str, Any]]],
+    model: type[JibblePayload],
+) -> dg.AssetsDefinition:
+    """The asset ``name``: one Jibble list, validated, as the rows of its table, with a
+    table of it and any payloads that failed validation as metadata (the IO manager adds the
+    row count)."""
+    spec = table(name)
+
+    @dg.asset(
+        name=name,
+        description=description,
+        group_name=GROUP,
+        kinds={"jibble", "postgres"},
+        metadata=column_schema(name),
     )
-    return frame
+    def snapshot(
+        context: dg.AssetExecutionContext, jibble: JibbleResource, warehouse: WarehouseResource
+    ) -> pd.DataFrame:
+        with jibble_session(context, jibble, warehouse) as client:
+            items, rejected = parse_payloads(model, read(client))
+        frame = snapshot_frame(items, spec, datetime.now(UTC))
+        shown = [*spec.primary_key, "name", "code", "status"]
+        context.add_output_metadata(
+            {"list": table_metadata(frame[shown]), **rejected_metadata(rejected)}
+        )
+        return frame
+
+    return snapshot
 
 
-@dg.asset(group_name=GROUP, kinds={"jibble", "postgres"})
-def activities(
-    context: dg.AssetExecutionContext, jibble: JibbleResource, warehouse: WarehouseResource
-) -> pd.DataFrame:
-    """Activity types agents clock in on."""
-    with jibble_session(context, jibble, warehouse) as client:
-        items, rejected = parse_payloads(Activity, client.activities())
-    frame = activities_frame(items, datetime.now(UTC))
-    context.add_output_metadata(
-        {
-            "activities": len(frame),
-            "list": table_metadata(frame[["activity_id", "name", "code", "status"]]),
-            **rejected_metadata(rejected),
-        }
-    )
-    return frame
+client_groups = list_snapshot(
+    "client_groups", "Client accounts (Jibble groups).", JibbleClient.groups, Group
+)
+activities = list_snapshot(
+    "activities", "Activity types agents clock in on.", JibbleClient.activities, Activity
+)

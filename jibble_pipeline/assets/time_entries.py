@@ -2,13 +2,14 @@
 
 from collections.abc import Iterator
 from datetime import date, timedelta
+from typing import Any
 
 import dagster as dg
 import pandas as pd
 
 from jibble_pipeline.assets.jibble_api import jibble_session
 from jibble_pipeline.assets.metadata import selected_names
-from jibble_pipeline.automation.partitions import daily_partitions
+from jibble_pipeline.assets.tables import table_out
 from jibble_pipeline.ingest.time_entries import (
     CHUNK_ENTRIES,
     DateFigures,
@@ -17,6 +18,7 @@ from jibble_pipeline.ingest.time_entries import (
 )
 from jibble_pipeline.jibble.client import JibbleError
 from jibble_pipeline.jibble.resource import JibbleResource
+from jibble_pipeline.partitions import daily_partitions
 from jibble_pipeline.warehouse.resource import WarehouseResource
 from jibble_pipeline.warehouse.store import DateWindow
 
@@ -39,15 +41,15 @@ def window_dates(context: dg.AssetExecutionContext) -> tuple[date, date]:
 
 @dg.multi_asset(
     outs={
-        RAW: dg.AssetOut(
-            is_required=False,
-            description="Every time entry ever seen, newest version, with its raw JSON payload.",
+        RAW: table_out(
+            RAW,
+            "Every time entry ever seen, newest version, with its raw JSON payload.",
             kinds={"jibble", "postgres"},
         ),
-        QUARANTINE: dg.AssetOut(
-            is_required=False,
-            description="Entries that failed validation, one row each, with the reason and "
-            "the raw payload, until they are fixed at the source.",
+        QUARANTINE: table_out(
+            QUARANTINE,
+            "Entries that failed validation, one row each, with the reason and the raw "
+            "payload, until they are fixed at the source.",
             kinds={"postgres"},
         ),
     },
@@ -122,9 +124,9 @@ def fetch_time_entries(
             yield dg.MaterializeResult(asset_key=name)
 
 
-def raw_metadata(row, figures: DateFigures) -> dict[str, object]:
+def raw_metadata(row, figures: DateFigures) -> dict[str, Any]:
     """One work date's figures: what the warehouse holds now and what this run fetched."""
-    metadata: dict[str, object] = {
+    metadata: dict[str, Any] = {
         "dagster/row_count": int(row.stored),
         "fetched": figures.fetched,
         "removed_at_source": int(row.removed),
@@ -137,7 +139,7 @@ def raw_metadata(row, figures: DateFigures) -> dict[str, object]:
             "(missing)", 0
         )
         metadata["not_active"] = figures.fetched - metadata["active"]
-    if figures.first_time is not None:
+    if figures.first_time is not None and figures.last_time is not None:  # set together
         metadata["first_time_utc"] = figures.first_time.isoformat()
         metadata["last_time_utc"] = figures.last_time.isoformat()
     return metadata

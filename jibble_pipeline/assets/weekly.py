@@ -5,23 +5,17 @@ from datetime import date, timedelta
 import dagster as dg
 import pandas as pd
 
-from jibble_pipeline.assets.metadata import (
-    DisplayNames,
-    display_names,
-    hours_bar_chart,
-    hours_table,
-    named,
-    rows_by,
-)
-from jibble_pipeline.automation.partitions import (
+from jibble_pipeline.assets.metadata import hours_bar_chart, hours_table, rows_by
+from jibble_pipeline.assets.sessions import GROUP
+from jibble_pipeline.assets.tables import column_schema
+from jibble_pipeline.partitions import (
     daily_partitions,
     week_of_days,
     weekly_partitions,
 )
-from jibble_pipeline.rules import weekly as weekly_rules
+from jibble_pipeline.rules.weekly import sum_weekly_hours
+from jibble_pipeline.warehouse.names import Names, load_names, named
 from jibble_pipeline.warehouse.resource import WarehouseResource
-
-GROUP = "hours"
 
 # Re-derive a week whenever any of its days' sessions changed, once nothing upstream is
 # still running. Not limited to the latest week: late edits change past weeks too.
@@ -53,16 +47,17 @@ def missing_days(context: dg.AssetExecutionContext) -> list[str]:
     automation_condition=WEEKLY_AUTOMATION,
     group_name=GROUP,
     kinds={"postgres"},
+    metadata=column_schema("weekly_hours"),
 )
 def weekly_hours(
     context: dg.AssetExecutionContext, sessions: pd.DataFrame, warehouse: WarehouseResource
 ) -> pd.DataFrame:
     """Hours per (week, agent, client group, activity) from the seven days' sessions."""
-    frame = weekly_rules.weekly_hours(sessions)
+    frame = sum_weekly_hours(sessions)
     missing = missing_days(context)
     if missing:
         context.log.warning(f"Sessions not yet derived for {len(missing)} day(s): {missing}")
-    names = display_names(warehouse)
+    names = load_names(warehouse)
     complete = sessions[(sessions["status"] == "complete") & (sessions["kind"] == "work")]
     weeks = rows_by(frame, "week_start")
     monday = pd.to_datetime(complete["belongs_to_date"]).dt.to_period("W-SUN").dt.start_time
@@ -81,7 +76,7 @@ def week_metadata(
     sessions: pd.DataFrame | None,
     missing: list[str],
     week: date,
-    names: DisplayNames,
+    names: Names,
 ) -> dict[str, object]:
     """One week's hours: totals, by group, agent and activity, per day."""
     own_days = {(week + timedelta(days=n)).isoformat() for n in range(7)}
@@ -91,7 +86,13 @@ def week_metadata(
     }
     if rows is None or rows.empty:
         return metadata
-    per_day = sessions.groupby("belongs_to_date")["duration_seconds"].sum()
+    # A week can have rows (breaks, sessions still open) and no complete work session yet.
+    no_work = pd.Series(dtype="int64")
+    per_day = (
+        no_work
+        if sessions is None
+        else sessions.groupby("belongs_to_date")["duration_seconds"].sum()
+    )
     return {
         **metadata,
         "agents": int(rows["person_id"].nunique()),

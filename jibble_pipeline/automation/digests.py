@@ -11,12 +11,13 @@ and are listed in the Notes.
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from typing import cast
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from jibble_pipeline.automation.partitions import monday_on_or_before, weekly_partitions
 from jibble_pipeline.digest.settings import DigestSettings, load_digest_settings
+from jibble_pipeline.partitions import monday_on_or_before, weekly_partitions
 
 RETRY_TICKS = 3
 WEEK_TAG = "jibble/digest_week"
@@ -68,7 +69,7 @@ def build_digest_schedule(settings: DigestSettings) -> dg.ScheduleDefinition:
     def weekly_digests(context: dg.ScheduleEvaluationContext):
         tick = context.scheduled_execution_time or datetime.now(ZoneInfo(settings.timezone))
         week = last_week(tick, settings.timezone)
-        first = date.fromisoformat(weekly_partitions.get_first_partition_key())
+        first = date.fromisoformat(cast(str, weekly_partitions.get_first_partition_key()))
         if week < first:
             return dg.SkipReason(f"week {week} is before the first weekly partition {first}")
         return dg.RunRequest(

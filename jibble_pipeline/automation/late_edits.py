@@ -15,13 +15,14 @@ import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import cast
 
 import dagster as dg
 from psycopg import sql
 
-from jibble_pipeline.automation.partitions import daily_partitions
-from jibble_pipeline.automation.schedules import range_tags, refresh_window
+from jibble_pipeline.automation.schedules import refresh_window
 from jibble_pipeline.jibble.resource import JibbleResource
+from jibble_pipeline.partitions import daily_partitions, range_tags
 from jibble_pipeline.warehouse.resource import WarehouseResource
 
 WATERMARK_TAG = "jibble/late_edits_until"
@@ -208,7 +209,7 @@ def late_edits_sensor(
     pending = LateEditsCursor(
         cursor.watermark,
         until,
-        [r.run_key for r in requests],
+        [cast(str, r.run_key) for r in requests],  # each request above has one
         handled=cursor.handled,
         pending_changes=_within_overlap(versions(fresh), until),
     )

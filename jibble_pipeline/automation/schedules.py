@@ -4,10 +4,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
-from jibble_pipeline.automation.partitions import daily_partitions
+from jibble_pipeline.partitions import daily_partitions, range_tags
 
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 MAX_RUNTIME_TAG = "dagster/max_runtime"
 # A tick takes seconds; one still "running" after this is a dead process (see dagster.yaml).
 TICK_MAX_RUNTIME_SECONDS = 1800
@@ -37,10 +35,6 @@ def refresh_window(now_utc: datetime, first_partition: date) -> tuple[date, date
     today = now_utc.date()
     first = max(today - timedelta(days=2), first_partition)
     return first, today + timedelta(days=1)
-
-
-def range_tags(first: date, last: date) -> dict[str, str]:
-    return {RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()}
 
 
 refresh_daily_assets = dg.define_asset_job("refresh_daily_assets", selection=REFRESH_SELECTION)

@@ -1,16 +1,15 @@
 """A client's week, built from the warehouse's DataFrames: pure, no I/O.
 
-Hours come from ``weekly_hours`` (complete work sessions, SPEC §3.5) restricted to the
+Hours come from ``weekly_hours`` (complete work sessions; docs/rules.md, Weekly hours) of the
 client's groups; hours per day and the Notes come from the week's ``sessions``. A session
 belongs to a client through its ``group_id``: the group the agent was in when it started.
-Open and incomplete sessions count no hours (SPEC §3.2); they and the automatic clock-outs
+Open and incomplete sessions count no hours (docs/rules.md, Sessions); they and automatic clock-outs
 are listed in the Notes with the start in the agent's own local time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Literal
 
@@ -18,37 +17,14 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from jibble_pipeline.digest.directory import Client
+from jibble_pipeline.warehouse.names import Names
 
-NO_ACTIVITY = "No activity"
-BREAK = "Break"
 NoteKind = Literal["incomplete", "open", "auto_out"]
 NOTE_LABELS: dict[str, str] = {
     "incomplete": "No clock-out (incomplete)",
     "open": "Still clocked in (open)",
     "auto_out": "Automatic clock-out",
 }
-
-
-@dataclass(frozen=True)
-class Names:
-    """Display names by id; an unknown id shows as itself."""
-
-    agents: Mapping[str, str] = field(default_factory=dict)
-    groups: Mapping[str, str] = field(default_factory=dict)
-    activities: Mapping[str, str] = field(default_factory=dict)
-
-    def agent(self, person_id: str) -> str:
-        return self.agents.get(person_id) or person_id
-
-    def group(self, group_id: str | None) -> str:
-        if group_id is None:
-            return "(no group)"
-        return self.groups.get(group_id) or group_id
-
-    def activity(self, activity_id: str | None, kind: str = "work") -> str:
-        if activity_id is None:
-            return BREAK if kind == "break" else NO_ACTIVITY
-        return self.activities.get(activity_id) or activity_id
 
 
 class _Model(BaseModel):
@@ -211,7 +187,7 @@ def build_client_digest(
     notes = []
     for row in flagged.sort_values(["start_utc", "person_id"]).to_dict(orient="records"):
         start, offset = local_start(row)
-        kind = row["status"] if row["status"] in ("open", "incomplete") else "auto_out"
+        kind: NoteKind = row["status"] if row["status"] in ("open", "incomplete") else "auto_out"
         notes.append(
             Note(
                 kind=kind,

@@ -310,7 +310,7 @@ class AirtableSource:
 
     def _get(self, session: ApiSession, url: str, params: list[tuple[str, str]]) -> dict:
         try:
-            response = session.http.get(url, params=params)
+            response = session.http.get(url, params=tuple(params))
         except ServiceUnavailable as error:
             raise DirectoryError(f"{self.description}: {error}; try again later.") from None
         if response.status_code != 200:

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
-from types import TracebackType
 from typing import Literal, Protocol
 
 import httpx
@@ -118,12 +117,7 @@ class SmtpSender:
     def __enter__(self) -> SmtpSender:
         return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def _where(self) -> str:
@@ -304,10 +298,6 @@ class DeliveryResult:
     error: str | None
     attempts: int
     fatal: bool = False  # the rest of the batch cannot be sent either
-
-    @property
-    def sent(self) -> bool:
-        return self.error is None
 
 
 def deliver(

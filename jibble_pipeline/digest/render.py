@@ -11,7 +11,6 @@ well: nested tables, inline styles, no scripts, no external CSS or images.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -65,12 +64,6 @@ def subject(digest: ClientDigest) -> str:
 
 def render_html(digest: ClientDigest) -> str:
     return environment.get_template("email.html").render(d=digest, subject=subject(digest))
-
-
-def render_sections(digest: ClientDigest, agent_href: Callable[[str], str] | None = None) -> str:
-    """The digest's sections alone (the report site's client page wraps them)."""
-    macro = environment.get_template("sections.html").module.sections
-    return str(macro(digest, agent_href))
 
 
 def render_text(digest: ClientDigest) -> str:

@@ -85,8 +85,13 @@ class EmailResource(dg.ConfigurableResource):
     retry_delay_seconds: float = 2.0
 
     @property
-    def is_dry_run(self) -> bool:
-        return self.dry_run or self.backend == "none"
+    def dry_run_reason(self) -> str | None:
+        """Why nothing is sent (no backend, or ``JIBBLE_DIGEST_DRY_RUN``); None: digests go."""
+        if self.backend == "none":
+            return "no email backend is configured (JIBBLE_EMAIL_BACKEND)"
+        if self.dry_run:
+            return "JIBBLE_DIGEST_DRY_RUN"
+        return None
 
     @property
     def secrets(self) -> list[str | None]:

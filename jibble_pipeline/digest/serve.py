@@ -50,7 +50,7 @@ def command_serve_reports(args: argparse.Namespace) -> None:
         )
         folder.mkdir(parents=True, exist_ok=True)
     server = make_server(folder, args.host, args.port)
-    host, port = server.server_address[:2]
+    host, port = str(server.server_address[0]), server.server_address[1]
     print(f"Report site: http://{host}:{port}/  (folder {folder}; Ctrl-C stops it)", flush=True)
     try:
         server.serve_forever()

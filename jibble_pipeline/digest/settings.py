@@ -60,14 +60,6 @@ class DigestSettings:
     dry_run: bool
     reports_dir: Path
 
-    @property
-    def dry_run_reason(self) -> str | None:
-        if self.email_backend == "none":
-            return "no email backend is configured (JIBBLE_EMAIL_BACKEND)"
-        if self.dry_run:
-            return "JIBBLE_DIGEST_DRY_RUN is set"
-        return None
-
 
 def _flag(env: Mapping[str, str], name: str) -> bool | None:
     text = (env.get(name) or "").strip().lower()

@@ -27,15 +27,10 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from jibble_pipeline.digest.content import (
-    ClientDigest,
-    Names,
-    local_start,
-    utc_offset,
-    week_label,
-)
+from jibble_pipeline.digest.content import ClientDigest, local_start, utc_offset, week_label
 from jibble_pipeline.digest.render import environment, render_text
 from jibble_pipeline.rules.formatting import format_hours
+from jibble_pipeline.warehouse.names import Names
 
 _UNSAFE = re.compile(r"[^a-z0-9]+")
 
@@ -102,8 +97,12 @@ def agent_page(week: date, person_id: str) -> str:
     return f"{week_dir(week)}/agents/{slug(person_id)}.html"
 
 
+def digest_dir(week: date) -> str:
+    return f"digests/{week.isoformat()}"
+
+
 def digest_file(week: date, email: str, suffix: str = ".html") -> str:
-    return f"digests/{week.isoformat()}/{slug(email)}{suffix}"
+    return f"{digest_dir(week)}/{slug(email)}{suffix}"
 
 
 def relative(from_page: str, to_page: str) -> str:
@@ -282,6 +281,11 @@ def render_week(
     week_index = f"{week_dir(week_start)}/index.html"
     files: dict[str, str] = {}
     agent_paths = {a.person_id: agent_page(week_start, a.person_id) for a in agents}
+    below_week = [("All clients", "index.html"), (f"Week of {label}", week_index)]
+
+    def week_page(template: str, path: str, title: str, **values: object) -> str:
+        """A client's or an agent's page, its crumbs leading back to the week."""
+        return _page(template, path, title, below_week, generated_at=stamp, **values)
 
     files[week_index] = _page(
         "site_week.html",
@@ -307,29 +311,25 @@ def render_week(
             target = agent_paths.get(person_id)
             return relative(_from, target) if target else "#"
 
-        files[path] = _page(
+        files[path] = week_page(
             "site_client.html",
             path,
             digest.client_name,
-            [("All clients", "index.html"), (f"Week of {label}", week_index)],
             d=digest,
             agent_href=agent_href,
             digest_href=relative(path, digest_file(week_start, digest.client_email)),
-            generated_at=stamp,
         )
     for agent in agents:
         path = agent_paths[agent.person_id]
         scale = _scale(agent)
-        files[path] = _page(
+        files[path] = week_page(
             "site_agent.html",
             path,
             agent.agent,
-            [("All clients", "index.html"), (f"Week of {label}", week_index)],
             a=agent,
             week_label=label,
             position=_position(scale),
             scale_label=_scale_label(scale),
-            generated_at=stamp,
         )
     return files
 

@@ -1,4 +1,4 @@
-"""HTTP client of the Jibble API: OAuth2 client credentials, complete paging (SPEC §2).
+"""Jibble API client: OAuth2 client credentials, complete paging (docs/rules.md, Jibble API).
 
 Requests go through the project's one HTTP layer (``jibble_pipeline.transport``): paced to
 the API's limits, 429s waited out, faults retried. Collections are read by ``PageReader``
@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 import httpx
@@ -35,7 +35,6 @@ TOKEN_PATH = "/connect/token"
 PEOPLE_PATH = "/v1/People"
 GROUPS_PATH = "/v1/Groups"
 ACTIVITIES_PATH = "/v1/Activities"
-ORGANIZATIONS_PATH = "/v1/Organizations"
 TIME_ENTRIES_PATH = "/v1/TimeEntries"
 ENTRY_ORDER = "createdAt asc,id asc"  # stable under new entries: they sort last
 WORKSPACE_ORDER = "id asc"
@@ -164,13 +163,6 @@ class JibbleClient:
 
     def activities(self) -> list[dict[str, Any]]:
         return self._read_all(self.workspace_url, ACTIVITIES_PATH, {"$orderby": WORKSPACE_ORDER})
-
-    def organizations(self) -> list[dict[str, Any]]:
-        return self._read_all(self.workspace_url, ORGANIZATIONS_PATH, {"$orderby": WORKSPACE_ORDER})
-
-    def time_entries(self, first: date, last: date) -> list[dict[str, Any]]:
-        """Every entry whose work date (``belongsToDate``) is in [first, last], any status."""
-        return [row for _, rows in self.time_entries_by_date(_dates(first, last)) for row in rows]
 
     def time_entries_by_date(
         self, dates: Iterable[date]
@@ -301,12 +293,6 @@ class JibbleClient:
             raise JibbleError(f"POST {TOKEN_PATH}: the answer holds no access_token") from exc
         # Refresh a little before expiry: a tenth of the lifetime, at most a minute.
         return _Token(value, time.monotonic() + lifetime - min(60.0, lifetime / 10))
-
-
-def _dates(first: date, last: date) -> list[date]:
-    if last < first:
-        raise ValueError(f"work dates {first}..{last}: the last is before the first")
-    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
 def _token_of(request: httpx.Request) -> str:

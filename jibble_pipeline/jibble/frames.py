@@ -10,26 +10,22 @@ from datetime import datetime
 import orjson
 import pandas as pd
 
-from jibble_pipeline.jibble.models import Activity, Group, Person, Rejected, TimeEntry
-
-AGENT_COLUMNS = [
-    "person_id", "full_name", "preferred_name", "email", "group_id", "status", "code", "role",
-    "time_zone", "created_at", "updated_at", "removed_at", "raw_payload", "synced_at",
-]  # fmt: skip
-GROUP_COLUMNS = ["group_id", "name", "code", "status", "raw_payload", "synced_at"]
-ACTIVITY_COLUMNS = ["activity_id", "name", "code", "color", "status", "raw_payload", "synced_at"]
-ENTRY_COLUMNS = [
-    "entry_id", "person_id", "type", "time_utc", "local_time", "offset_minutes",
-    "belongs_to_date", "activity_id", "project_id", "break_id", "client_type", "status", "note",
-    "created_at", "updated_at", "raw_payload", "fetched_at", "removed_at",
-]  # fmt: skip
-QUARANTINE_COLUMNS = [
-    "partition_date", "entry_id", "reason", "raw_payload", "run_id", "quarantined_at",
-    "quarantine_key",
-]  # fmt: skip
-TIMESTAMP_COLUMNS = {
-    "created_at", "updated_at", "removed_at", "synced_at", "time_utc", "fetched_at",
-}  # fmt: skip
+from jibble_pipeline.jibble.models import (
+    Activity,
+    Group,
+    JibblePayload,
+    Person,
+    Rejected,
+    TimeEntry,
+)
+from jibble_pipeline.schema import (
+    ACTIVITIES,
+    AGENTS,
+    CLIENT_GROUPS,
+    QUARANTINED_ENTRIES,
+    RAW_TIME_ENTRIES,
+    Table,
+)
 
 
 def payload_json(payload: dict) -> str:
@@ -40,65 +36,46 @@ def payload_json(payload: dict) -> str:
         return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=columns)
-    for column in TIMESTAMP_COLUMNS.intersection(columns):
+def _frame(data: list[dict] | dict[str, list], spec: Table) -> pd.DataFrame:
+    """Rows (or columns) as a frame of the table's columns: instants as UTC timestamps, the
+    rest as Python objects."""
+    frame = pd.DataFrame(data, columns=spec.column_names)
+    instants = spec.instant_columns
+    for column in instants:
         frame[column] = pd.to_datetime(frame[column], utc=True)
-    return frame.astype({c: object for c in columns if c not in TIMESTAMP_COLUMNS})
+    return frame.astype({c: object for c in spec.column_names if c not in instants})
+
+
+def snapshot_frame(
+    items: Sequence[JibblePayload], spec: Table, synced_at: datetime
+) -> pd.DataFrame:
+    """A snapshot table's rows: its key is the payload's ``id``, ``raw_payload`` the payload
+    as JSON, ``synced_at`` the time of the sync, every other column the model's field of the
+    same name."""
+    (key,) = spec.primary_key
+
+    def values(column: str) -> list:
+        if column == key:
+            return [item.id for item in items]
+        if column == "raw_payload":
+            return [payload_json(item.raw) for item in items]
+        if column == "synced_at":
+            return [synced_at] * len(items)
+        return [getattr(item, column) for item in items]
+
+    return _frame({column: values(column) for column in spec.column_names}, spec)
 
 
 def agents_frame(people: Sequence[Person], synced_at: datetime) -> pd.DataFrame:
-    rows = [
-        {
-            "person_id": p.id,
-            "full_name": p.full_name,
-            "preferred_name": p.preferred_name,
-            "email": p.email,
-            "group_id": p.group_id,
-            "status": p.status,
-            "code": p.code,
-            "role": p.role,
-            "time_zone": p.time_zone,
-            "created_at": p.created_at,
-            "updated_at": p.updated_at,
-            "removed_at": p.removed_at,
-            "raw_payload": payload_json(p.raw),
-            "synced_at": synced_at,
-        }
-        for p in people
-    ]
-    return _frame(rows, AGENT_COLUMNS)
+    return snapshot_frame(people, AGENTS, synced_at)
 
 
 def groups_frame(groups: Sequence[Group], synced_at: datetime) -> pd.DataFrame:
-    rows = [
-        {
-            "group_id": g.id,
-            "name": g.name,
-            "code": g.code,
-            "status": g.status,
-            "raw_payload": payload_json(g.raw),
-            "synced_at": synced_at,
-        }
-        for g in groups
-    ]
-    return _frame(rows, GROUP_COLUMNS)
+    return snapshot_frame(groups, CLIENT_GROUPS, synced_at)
 
 
 def activities_frame(activities: Sequence[Activity], synced_at: datetime) -> pd.DataFrame:
-    rows = [
-        {
-            "activity_id": a.id,
-            "name": a.name,
-            "code": a.code,
-            "color": a.color,
-            "status": a.status,
-            "raw_payload": payload_json(a.raw),
-            "synced_at": synced_at,
-        }
-        for a in activities
-    ]
-    return _frame(rows, ACTIVITY_COLUMNS)
+    return snapshot_frame(activities, ACTIVITIES, synced_at)
 
 
 def entries_frame(entries: Sequence[TimeEntry], fetched_at: datetime) -> pd.DataFrame:
@@ -126,7 +103,7 @@ def entries_frame(entries: Sequence[TimeEntry], fetched_at: datetime) -> pd.Data
         "removed_at": None,
     }
     frame = pd.DataFrame(columns, index=pd.RangeIndex(len(entries)), dtype=object)
-    for column in TIMESTAMP_COLUMNS.intersection(ENTRY_COLUMNS):
+    for column in RAW_TIME_ENTRIES.instant_columns:
         frame[column] = pd.to_datetime(frame[column], utc=True)
     frame["offset_minutes"] = frame["offset_minutes"].astype("Int64")
     offsets = pd.to_timedelta(frame["offset_minutes"].fillna(0).astype("int64"), unit="m")
@@ -159,9 +136,7 @@ def quarantine_frame(
         }
         for r, day in zip(rejected, partition_dates, strict=True)
     ]
-    frame = pd.DataFrame(rows, columns=QUARANTINE_COLUMNS)
-    frame["quarantined_at"] = pd.to_datetime(frame["quarantined_at"], utc=True)
-    return frame.astype({c: object for c in QUARANTINE_COLUMNS if c != "quarantined_at"})
+    return _frame(rows, QUARANTINED_ENTRIES)
 
 
 def _text_or_none(value: object) -> str | None:

@@ -12,7 +12,7 @@ import functools
 import json
 import re
 import types
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar, Union, get_args, get_origin
@@ -68,7 +68,11 @@ class _TextThen:
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
     ) -> CoreSchema:
-        parse = {datetime: core_schema.datetime_schema, date: core_schema.date_schema}[source]
+        schemas: dict[type, Callable[..., CoreSchema]] = {
+            datetime: core_schema.datetime_schema,
+            date: core_schema.date_schema,
+        }
+        parse = schemas[source]
         text = core_schema.str_schema(strict=True, pattern=self.pattern)
         return core_schema.chain_schema([text, parse(strict=False)])
 
@@ -214,8 +218,9 @@ class TimeEntry(JibblePayload):
             local = datetime.fromisoformat(self.local_time)
         except ValueError:
             return None
-        if local.utcoffset() is not None:
-            return int(local.utcoffset().total_seconds() // 60)
+        local_offset = local.utcoffset()
+        if local_offset is not None:
+            return int(local_offset.total_seconds() // 60)
         difference = local - self.time.astimezone(UTC).replace(tzinfo=None)
         return round(difference.total_seconds() / 60)
 

@@ -1,4 +1,4 @@
-"""Reading OData collections completely, several pages at once (SPEC §2's paging trap).
+"""Reading OData collections completely, several pages at once (docs/rules.md, Jibble API: Paging).
 
 Jibble caps pages silently below the ``$top`` asked for and rarely sends ``@odata.nextLink``.
 A collection is read in three steps:
@@ -20,13 +20,14 @@ most ``ahead`` of them held at once, so memory stays bounded whatever the range.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urljoin
 
 MAX_READS = 3  # a collection that keeps changing under the paging is read this often at most
@@ -117,10 +118,10 @@ class PageReader:
                     collection = next(source, None)
                     if collection is None:
                         break
-                    read = _Read(seq=next(numbers), collection=collection)
-                    by_seq[read.seq] = read
-                    opened.append(read)
-                    self._start(workers, read)
+                    new = _Read(seq=next(numbers), collection=collection)
+                    by_seq[new.seq] = new
+                    opened.append(new)
+                    self._start(workers, new)
                 if not opened:
                     return
                 first = opened[0]
@@ -146,7 +147,7 @@ class PageReader:
                     # Collections read completely before the failure are still handed over.
                     while opened and opened[0].rows is not None:
                         done = opened.popleft()
-                        yield done.collection, done.rows
+                        yield done.collection, cast(list[dict], done.rows)
                     raise outcome
                 elif part == 0:
                     self._planned(workers, read, outcome)
@@ -158,7 +159,7 @@ class PageReader:
     # ---------------------------------------------------------------------- planning
 
     def _start(self, workers: _Workers, read: _Read) -> None:
-        workers.submit(read, 0, lambda c=read.collection: self._head(c))
+        workers.submit(read, 0, functools.partial(self._head, read.collection))
 
     def _read_again(self, workers: _Workers, read: _Read) -> None:
         if read.reads >= MAX_READS:
@@ -192,7 +193,7 @@ class PageReader:
             read.waiting = len(windows)
             for part, (start, stop) in enumerate(windows, start=1):
                 workers.submit(
-                    read, part, lambda a=start, b=stop: self._window(collection, a, b, overlap)
+                    read, part, functools.partial(self._window, collection, start, stop, overlap)
                 )
 
     def _landed(self, workers: _Workers, read: _Read, part: int, rows: list[dict]) -> None:

@@ -1,4 +1,4 @@
-"""Daily attendance: one row per (person, work date) with at least one Active entry (SPEC §3.4)."""
+"""Attendance per (person, work date) with an Active entry (docs/rules.md, Daily attendance)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,9 @@ from jibble_pipeline.rules.entries import (
     utc_series,
     wall_clock_series,
 )
+from jibble_pipeline.schema import DAILY_ATTENDANCE
 
-ATTENDANCE_COLUMNS = [
-    "person_id", "belongs_to_date", "group_id", "clock_in_utc", "clock_out_utc",
-    "clock_in_local", "clock_out_local", "work_seconds", "break_seconds", "work_hours",
-    "break_hours", "session_count", "orphan_out_count", "has_open", "has_incomplete",
-    "has_auto_out",
-]  # fmt: skip
+ATTENDANCE_COLUMNS = DAILY_ATTENDANCE.column_names
 DAY_KEYS = ["person_id", "belongs_to_date"]
 SECONDS_PER_HOUR = 3600
 
@@ -80,7 +76,7 @@ def _session_totals(sessions: pd.DataFrame) -> pd.DataFrame:
     return totals.join(first_session.set_index(DAY_KEYS)).reset_index()
 
 
-def daily_attendance(
+def derive_attendance(
     entries: pd.DataFrame, sessions: pd.DataFrame, orphan_outs: pd.DataFrame
 ) -> pd.DataFrame:
     """Clock-in (first Active In), clock-out (last Active Out), hours and flags per agent-day.

@@ -1,5 +1,5 @@
 """Active time entries in session order, as plain arrays shared by the session and
-attendance rules (SPEC §3.2: Active or missing status; per person and work date; by time,
+attendance rules (docs/rules.md, Sessions: Active or no status; per person and work date; by time,
 then entry id)."""
 
 from __future__ import annotations

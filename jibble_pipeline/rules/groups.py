@@ -1,4 +1,4 @@
-"""Client group of each session, from the agent -> group history (SPEC §3.3)."""
+"""Client group of each session, from the agent -> group history (docs/rules.md, Client groups)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 
 from jibble_pipeline.rules.entries import text_series, text_values
+from jibble_pipeline.schema import AGENT_GROUP_HISTORY
 
-HISTORY_COLUMNS = ["person_id", "group_id", "valid_from", "valid_to"]
+HISTORY_COLUMNS = AGENT_GROUP_HISTORY.column_names
 
 
 def _instants(values: pd.Series) -> pd.Series:

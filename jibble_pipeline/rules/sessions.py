@@ -1,4 +1,4 @@
-"""Time entries to work and break sessions (SPEC §3.2)."""
+"""Time entries to work and break sessions (docs/rules.md, Sessions)."""
 
 from __future__ import annotations
 
@@ -16,12 +16,10 @@ from jibble_pipeline.rules.entries import (
     utc_series,
     wall_clock_series,
 )
+from jibble_pipeline.schema import SESSIONS
 
-SESSION_COLUMNS = [
-    "session_id", "person_id", "group_id", "activity_id", "belongs_to_date", "kind",
-    "start_utc", "end_utc", "duration_seconds", "status", "auto_out", "start_entry_id",
-    "end_entry_id", "offset_minutes", "start_local", "end_local",
-]  # fmt: skip
+# The sessions table's columns but the time of the derivation, which the asset adds.
+SESSION_COLUMNS = [c for c in SESSIONS.column_names if c != "derived_at"]
 ORPHAN_COLUMNS = ["entry_id", "person_id", "belongs_to_date", "time_utc"]
 NANOS_PER_SECOND = 1_000_000_000
 
@@ -64,7 +62,7 @@ def derive_sessions(
     still_open = (now_ns - start_ns) < pd.Timedelta(open_after).value
     status = np.where(ended, "complete", np.where(still_open, "open", "incomplete"))
     durations = (end_ns - start_ns + NANOS_PER_SECOND // 2) // NANOS_PER_SECOND
-    end_entry_id = np.where(ended, ordered.entry_id[ends], None)
+    end_entry_id = np.where(ended, ordered.entry_id[ends], np.array(None, dtype=object))
     end_local_ns = np.where(ended, ordered.local_ns[ends], MISSING_INSTANT)
 
     sessions = pd.DataFrame(

@@ -1,4 +1,4 @@
-"""Weekly hours per (week, person, group, activity) and their roll-ups (SPEC §3.5)."""
+"""Weekly hours per (week, person, group, activity), and roll-ups (docs/rules.md, Weekly hours)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,11 @@ import numpy as np
 import pandas as pd
 
 from jibble_pipeline.rules.entries import text_values
+from jibble_pipeline.schema import WEEKLY_HOURS
 
 GRAIN = ["week_start", "person_id", "group_id", "activity_id"]
-TOTAL_COLUMNS = [
-    "work_seconds", "break_seconds", "work_hours", "break_hours", "session_count",
-    "incomplete_count",
-]  # fmt: skip
-WEEKLY_COLUMNS = [*GRAIN, *TOTAL_COLUMNS]
+WEEKLY_COLUMNS = WEEKLY_HOURS.column_names
+TOTAL_COLUMNS = [c for c in WEEKLY_COLUMNS if c not in GRAIN]
 ROLLUP_KEYS = ("person_id", "group_id", "activity_id")
 COUNTED = ["work_seconds", "break_seconds", "session_count", "incomplete_count"]
 SECONDS_PER_HOUR = 3600
@@ -49,7 +47,7 @@ def _sum_by(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return _with_hours(totals)
 
 
-def weekly_hours(sessions: pd.DataFrame) -> pd.DataFrame:
+def sum_weekly_hours(sessions: pd.DataFrame) -> pd.DataFrame:
     """Hours of complete work and break sessions, and session counts, per weekly grain.
 
     ``session_count`` counts every session of the grain (any kind and status);

@@ -14,19 +14,10 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from enum import Enum
 from typing import Any
 
+from jibble_pipeline.simulator.fields import FieldType
 from jibble_pipeline.simulator.timeformat import instant_ms, utc_text
-
-
-class FieldType(Enum):
-    STRING = "string"
-    NUMBER = "number"
-    BOOL = "bool"
-    DATE = "date"
-    DATETIME = "datetime"
-    OBJECT = "object"
 
 
 class ODataError(ValueError):

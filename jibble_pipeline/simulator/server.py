@@ -1,6 +1,6 @@
 """The local Jibble API: identity, workspace and time tracking served by one threaded HTTP server.
 
-It serves a ``SyntheticOrganisation`` the way Jibble behaves (SPEC §2): client-credentials
+It serves a ``SyntheticOrganisation`` like Jibble (docs/rules.md, Jibble API): client-credentials
 tokens that expire, OData collections whose pages are capped silently below ``$top`` and never
 carry ``@odata.nextLink``, and, when a ``FaultPlan`` asks for them, the conditions a client must
 survive: network latency, a token-bucket rate limit, 429s, 5xx answers, dropped connections and
@@ -19,16 +19,17 @@ import sys
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from jibble_pipeline.simulator.fields import ENTITY_FIELDS
 from jibble_pipeline.simulator.odata import ODataError, ODataQuery
-from jibble_pipeline.simulator.organisation import ENTITY_FIELDS, SyntheticOrganisation
+from jibble_pipeline.simulator.organisation import SyntheticOrganisation
 
 TOKEN_PATH = "/connect/token"
 COLLECTION_PATHS = {f"/v1/{entity}": entity for entity in ENTITY_FIELDS}
@@ -237,7 +238,7 @@ class JibbleSimulator:
         self._tokens: dict[str, float] = {}  # token -> time.monotonic() at which it expires
         self._issued: list[str] = []  # every token ever issued, for tests that look for leaks
         self._tokens_lock = threading.Lock()
-        self._results: OrderedDict[tuple, list[dict[str, Any]]] = OrderedDict()
+        self._results: OrderedDict[tuple, list[Mapping[str, Any]]] = OrderedDict()
         self._results_lock = threading.Lock()
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -249,12 +250,7 @@ class JibbleSimulator:
     def __enter__(self) -> JibbleSimulator:
         return self.start()
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_: object) -> None:
         self.stop()
 
     def start(self) -> JibbleSimulator:
@@ -367,7 +363,7 @@ class JibbleSimulator:
         body["value"] = rows[query.skip : query.skip + size]
         return body
 
-    def _result(self, entity: str, query: ODataQuery) -> list[dict[str, Any]]:
+    def _result(self, entity: str, query: ODataQuery) -> list[Mapping[str, Any]]:
         """The full evaluated result, cached while the organisation's state is unchanged, so
         paging through a large collection filters and sorts it once (under the lock, so
         concurrent pages of one query do not evaluate it twice)."""

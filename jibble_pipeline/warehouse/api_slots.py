@@ -14,10 +14,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, cast
+
+import psycopg
 
 from jibble_pipeline.warehouse.connection import connect
 
 POLL_SECONDS = 1.0
+
+
+def _row(conn: psycopg.Connection, query: str, params: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The one row of a query that always returns one (an aggregate or a function call)."""
+    return cast(tuple[Any, ...], conn.execute(query, params).fetchone())
 
 
 class SlotsBusy(TimeoutError):
@@ -33,10 +41,10 @@ def api_slot(url: str, api: str, limit: int, wait_seconds: float) -> Iterator[Ca
     conn = connect(url, autocommit=True)
     lock = threading.Lock()
     try:
-        (key,) = conn.execute("SELECT hashtext(%s)", (f"jibble-pipeline api {api}",)).fetchone()
+        (key,) = _row(conn, "SELECT hashtext(%s)", (f"jibble-pipeline api {api}",))
         deadline = time.monotonic() + wait_seconds
         while not any(
-            conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (key, slot)).fetchone()[0]
+            _row(conn, "SELECT pg_try_advisory_lock(%s, %s)", (key, slot))[0]
             for slot in range(limit)
         ):
             if time.monotonic() >= deadline:
@@ -48,13 +56,14 @@ def api_slot(url: str, api: str, limit: int, wait_seconds: float) -> Iterator[Ca
 
         def held() -> int:
             with lock:
-                (count,) = conn.execute(
+                (count,) = _row(
+                    conn,
                     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
                     " AND classid = %s::oid AND objsubid = 2"
                     " AND database = (SELECT oid FROM pg_database"
                     "                 WHERE datname = current_database())",
                     (key & 0xFFFFFFFF,),
-                ).fetchone()
+                )
             return max(1, int(count))
 
         yield held

@@ -7,6 +7,8 @@ embedded server. Connection URLs can hold a password: only ``redact`` ever print
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -20,11 +22,19 @@ _DRIVER = re.compile(r"^postgres(?:ql)?(?:\+\w+)?://")
 def resolve_database_url(settings: Settings | None = None) -> str:
     """The warehouse URL: ``JIBBLE_DATABASE_URL``, or the embedded server (started if needed)."""
     settings = settings or load_settings()
-    if settings.database_url:
-        return libpq_url(settings.database_url)
+    return warehouse_url(settings.database_url, str(settings.embedded_data_dir))
+
+
+def warehouse_url(database_url: str | None, embedded_data_dir: str | None) -> str:
+    """``database_url`` for libpq, or the URL of the embedded server in ``embedded_data_dir``
+    (started if needed)."""
+    if database_url:
+        return libpq_url(database_url)
+    if not embedded_data_dir:
+        raise ConfigurationError("No warehouse: give a database URL or an embedded data folder.")
     from jibble_pipeline.warehouse.embedded import ensure_embedded_postgres
 
-    return ensure_embedded_postgres(settings.embedded_data_dir)
+    return ensure_embedded_postgres(Path(embedded_data_dir))
 
 
 def libpq_url(url: str) -> str:
@@ -61,10 +71,10 @@ def check_reachable(url: str, timeout_seconds: int = 10) -> None:
     connect(url, connect_timeout=timeout_seconds).close()
 
 
-def connect(url: str, **options: object) -> psycopg.Connection:
+def connect(url: str, **options: Any) -> psycopg.Connection:
     """A psycopg connection whose session time zone is UTC (instants never take the server's
     zone). Connection failures name the redacted URL, never the password."""
-    params = conninfo_to_dict(libpq_url(url))
+    params: dict[str, Any] = conninfo_to_dict(libpq_url(url))
     params["options"] = " ".join(filter(None, [params.get("options"), "-c TimeZone=UTC"]))
     try:
         return psycopg.connect(make_conninfo(**params), **options)

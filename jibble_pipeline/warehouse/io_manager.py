@@ -7,21 +7,22 @@ then reports a ``MaterializeResult``: the IO manager only reads them.)
 """
 
 from datetime import timedelta
+from typing import Any, cast
 
 import dagster as dg
 import pandas as pd
 
-from jibble_pipeline.warehouse.connection import resolve_database_url
+from jibble_pipeline.schema import table
+from jibble_pipeline.warehouse.connection import warehouse_url
 from jibble_pipeline.warehouse.store import DateWindow, Warehouse
-from jibble_pipeline.warehouse.tables import table
 
 
-def open_warehouse(database_url: str | None, schema_name: str) -> Warehouse:
-    """The warehouse of ``database_url``, or of the embedded server when it is None."""
-    from jibble_pipeline.settings import load_settings
-
-    url = database_url or resolve_database_url(load_settings())
-    return Warehouse(url, schema_name)
+def open_warehouse(
+    database_url: str | None, schema_name: str, embedded_data_dir: str | None = None
+) -> Warehouse:
+    """The warehouse of ``database_url``, or, when it is None, of the embedded server whose
+    data folder is ``embedded_data_dir`` (started if needed)."""
+    return Warehouse(warehouse_url(database_url, embedded_data_dir), schema_name)
 
 
 def _window(context: dg.InputContext | dg.OutputContext) -> DateWindow | None:
@@ -39,6 +40,10 @@ class PostgresIOManager(dg.ConfigurableIOManager):
 
     database_url: str | None = None
     schema_name: str = "jibble"
+    embedded_data_dir: str | None = None  # the embedded server's, when database_url is None
+
+    def _open(self) -> Warehouse:
+        return open_warehouse(self.database_url, self.schema_name, self.embedded_data_dir)
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
         name = context.asset_key.path[-1]
@@ -46,8 +51,10 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         window = _window(context) if spec.partition_column else None
         if not isinstance(obj, pd.DataFrame):
             raise TypeError(f"{name}: the Postgres IO manager stores DataFrames, got {type(obj)}")
-        summary = open_warehouse(self.database_url, self.schema_name).write(name, obj, window)
-        metadata: dict[str, object] = {"table": f"{self.schema_name}.{name}"}
+        summary = open_warehouse(self.database_url, self.schema_name, self.embedded_data_dir).write(
+            name, obj, window
+        )
+        metadata: dict[str, Any] = {"table": f"{self.schema_name}.{name}"}
         if not context.has_asset_partitions or len(context.asset_partition_keys) == 1:
             # A write over several partitions is the run's: each partition's own counts
             # come from its asset, never the run's total on every one of them.
@@ -55,7 +62,9 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         context.add_output_metadata(metadata)
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
-        name = context.upstream_output.asset_key.path[-1]
+        name = cast(dg.OutputContext, context.upstream_output).asset_key.path[-1]  # assets' inputs
         spec = table(name)
         window = _window(context) if spec.partition_column else None
-        return open_warehouse(self.database_url, self.schema_name).read(name, window)
+        return open_warehouse(self.database_url, self.schema_name, self.embedded_data_dir).read(
+            name, window
+        )

@@ -10,7 +10,7 @@ from psycopg import sql
 
 from jibble_pipeline.warehouse.api_slots import api_slot
 from jibble_pipeline.warehouse.io_manager import open_warehouse
-from jibble_pipeline.warehouse.store import Warehouse
+from jibble_pipeline.warehouse.store import Query, Warehouse
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -18,17 +18,16 @@ class WarehouseResource(dg.ConfigurableResource):
 
     database_url: str | None = None
     schema_name: str = "jibble"
+    embedded_data_dir: str | None = None  # the embedded server's, when database_url is None
 
     def open(self) -> Warehouse:
-        return open_warehouse(self.database_url, self.schema_name)
+        return open_warehouse(self.database_url, self.schema_name, self.embedded_data_dir)
 
     def table(self, name: str) -> sql.Identifier:
         """A table or view of the schema, quoted for ``psycopg.sql`` composition."""
         return sql.Identifier(self.schema_name, name)
 
-    def query_frame(
-        self, query: sql.Composable | str, params: Mapping[str, Any] | None = None
-    ) -> pd.DataFrame:
+    def query_frame(self, query: Query, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
         return self.open().query_frame(query, params)
 
     def read_table(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:

@@ -11,15 +11,17 @@ per-week key make a duplicate unlikely there). The log is never deleted or repla
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 
 import pandas as pd
+import psycopg
 from psycopg import sql
 
+from jibble_pipeline.schema import SENT_DIGESTS
 from jibble_pipeline.warehouse.store import Warehouse
-from jibble_pipeline.warehouse.tables import SENT_DIGESTS
 
 STALE_CLAIM = timedelta(minutes=30)
 
@@ -47,7 +49,8 @@ CLAIM = """
 INSERT INTO {log} AS s (week_start, client_email, status, attempts, send_count, subject,
                         digest_sha256, first_attempt_at, claimed_at, run_id)
 SELECT w, e, 'sending', 0, 0, subj, sha, %(now)s, %(now)s, %(run)s
-FROM unnest(%(weeks)s::date[], %(emails)s::text[], %(subjects)s::text[], %(shas)s::text[])
+FROM unnest(%(week_start)s::date[], %(client_email)s::text[], %(subject)s::text[],
+            %(digest_sha256)s::text[])
      AS incoming(w, e, subj, sha)
 ON CONFLICT (week_start, client_email) DO UPDATE
 SET status = 'sending', claimed_at = excluded.claimed_at, run_id = excluded.run_id,
@@ -68,23 +71,35 @@ SET status = o.status,
     last_error = o.error,
     last_attempt_at = o.at,
     sent_at = CASE WHEN o.status = 'sent' THEN o.at ELSE s.sent_at END
-FROM unnest(%(weeks)s::date[], %(emails)s::text[], %(statuses)s::text[], %(attempts)s::int[],
-            %(ids)s::text[], %(errors)s::text[], %(ats)s::timestamptz[])
+FROM unnest(%(week_start)s::date[], %(client_email)s::text[], %(status)s::text[],
+            %(attempts)s::int[], %(message_id)s::text[], %(error)s::text[], %(at)s::timestamptz[])
      AS o(week_start, client_email, status, attempts, message_id, error, at)
 WHERE s.week_start = o.week_start AND s.client_email = o.client_email AND s.run_id = %(run)s
 """
+
+
+def _arrays(rows: Sequence[Claim] | Sequence[Outcome]) -> dict[str, list]:
+    """One array per field of the rows, named after the field, for ``unnest``."""
+    names = [f.name for f in fields(rows[0])]
+    return {name: [getattr(row, name) for row in rows] for name in names}
 
 
 class SentLog:
     def __init__(self, warehouse: Warehouse):
         self.warehouse = warehouse
 
-    def _lock(self, cursor) -> None:
-        # The same transactional lock any write of the table takes (Warehouse.write).
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(hashtext(%s))",
-            (f"{self.warehouse.schema}.{SENT_DIGESTS.name}",),
-        )
+    @contextmanager
+    def _execute(self, statement: str, params: Mapping[str, object]) -> Iterator[psycopg.Cursor]:
+        """Runs one statement on the log in a transaction of its own, holding the same
+        transactional lock any write of the table takes (``Warehouse.write``)."""
+        query = sql.SQL(statement).format(log=self.warehouse.identifier(SENT_DIGESTS.name))
+        with self.warehouse.connection() as conn, conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))",
+                (f"{self.warehouse.schema}.{SENT_DIGESTS.name}",),
+            )
+            cursor.execute(query, params)
+            yield cursor
 
     def claim(
         self,
@@ -98,45 +113,16 @@ class SentLog:
         """Claims the rows to send now; returns the (week, email) pairs this run holds."""
         if not claims:
             return set()
-        query = sql.SQL(CLAIM).format(log=self.warehouse.identifier(SENT_DIGESTS.name))
-        with self.warehouse.connection() as conn, conn.cursor() as cursor:
-            self._lock(cursor)
-            cursor.execute(
-                query,
-                {
-                    "weeks": [c.week_start for c in claims],
-                    "emails": [c.client_email for c in claims],
-                    "subjects": [c.subject for c in claims],
-                    "shas": [c.digest_sha256 for c in claims],
-                    "now": now,
-                    "run": run_id,
-                    "force": force,
-                    "stale": now - stale_after,
-                },
-            )
+        params = {"now": now, "run": run_id, "force": force, "stale": now - stale_after}
+        with self._execute(CLAIM, {**_arrays(claims), **params}) as cursor:
             return {(week, email) for week, email in cursor.fetchall()}
 
     def record(self, outcomes: Sequence[Outcome], run_id: str, backend: str) -> int:
         """Records a batch of outcomes in one statement; returns the rows updated."""
         if not outcomes:
             return 0
-        query = sql.SQL(RECORD).format(log=self.warehouse.identifier(SENT_DIGESTS.name))
-        with self.warehouse.connection() as conn, conn.cursor() as cursor:
-            self._lock(cursor)
-            cursor.execute(
-                query,
-                {
-                    "weeks": [o.week_start for o in outcomes],
-                    "emails": [o.client_email for o in outcomes],
-                    "statuses": [o.status for o in outcomes],
-                    "attempts": [o.attempts for o in outcomes],
-                    "ids": [o.message_id for o in outcomes],
-                    "errors": [o.error for o in outcomes],
-                    "ats": [o.at for o in outcomes],
-                    "run": run_id,
-                    "backend": backend,
-                },
-            )
+        params = {"run": run_id, "backend": backend}
+        with self._execute(RECORD, {**_arrays(outcomes), **params}) as cursor:
             return cursor.rowcount
 
     def rows(self, first: date, last: date) -> pd.DataFrame:

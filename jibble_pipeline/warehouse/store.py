@@ -13,23 +13,19 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 import psycopg
 from psycopg import sql
 
+from jibble_pipeline.schema import Table, WriteMode, table
 from jibble_pipeline.warehouse.bulk import copy_frame
 from jibble_pipeline.warehouse.connection import connect
-from jibble_pipeline.warehouse.tables import (
-    Table,
-    WriteMode,
-    added_column_statements,
-    create_statements,
-    table,
-)
+from jibble_pipeline.warehouse.tables import added_column_statements, create_statements
 
+Query = str | sql.SQL | sql.Composed  # what a cursor executes
 _created: set[tuple[str, str]] = set()
 _created_lock = threading.Lock()
 DDL_LOCK_KEY = "jibble-pipeline schema"
@@ -142,10 +138,10 @@ class Warehouse:
 
     # --------------------------------------------------------------------------- reads
 
-    def query_frame(self, query: sql.Composable | str, params: Mapping[str, Any] | None = None):
+    def query_frame(self, query: Query, params: Mapping[str, Any] | None = None):
         with self.connection() as conn, conn.cursor() as cursor:
             cursor.execute(query, params)
-            columns = [d.name for d in cursor.description]
+            columns = [d.name for d in cast("list[psycopg.Column]", cursor.description)]
             return pd.DataFrame(cursor.fetchall(), columns=columns)
 
     def read(
@@ -354,7 +350,7 @@ class Warehouse:
     def _window_condition(self, spec: Table, window: DateWindow | None) -> sql.Composable:
         if window is None:
             return sql.SQL("TRUE")
-        column = sql.Identifier(spec.partition_column)
+        column = sql.Identifier(cast(str, spec.partition_column))  # a window: partitioned
         return sql.SQL("{} >= {} AND {} < {}").format(
             column, sql.Literal(window.start), column, sql.Literal(window.end)
         )

@@ -1,244 +1,18 @@
-"""The warehouse's tables (SPEC §4), their keys and indexes, and the DDL that creates them.
-
-Every table is created idempotently; each names the column its partitions are keyed on and
-how a write lands: ``upsert`` (snapshots), ``merge`` (raw entries: newest version wins,
-entries gone at the source are kept and marked), ``replace`` (a partition window, or the
-whole table when unpartitioned, is deleted and loaded again).
-"""
+"""The DDL of the warehouse's tables (defined in ``jibble_pipeline.schema``): every
+statement is idempotent, and tables created by an older version gain their new columns."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
-
 from psycopg import sql
 
-WriteMode = Literal["upsert", "merge", "replace"]
-
-
-@dataclass(frozen=True)
-class Table:
-    name: str
-    columns: dict[str, str]  # name -> SQL type, in table order
-    write: WriteMode
-    primary_key: tuple[str, ...] = ()
-    partition_column: str | None = None
-    indexes: tuple[tuple[str, ...], ...] = ()
-    # Columns left out when the table is read as an asset input (large, not used downstream).
-    unread: frozenset[str] = field(default_factory=frozenset)
-
-    @property
-    def column_names(self) -> list[str]:
-        return list(self.columns)
-
-    @property
-    def column_types(self) -> list[str]:
-        """The Postgres type of each column (its definition without constraints)."""
-        return [definition.removesuffix(" NOT NULL") for definition in self.columns.values()]
-
-    @property
-    def read_columns(self) -> list[str]:
-        return [c for c in self.columns if c not in self.unread]
-
-
-TEXT, TS, JSON = "text", "timestamptz", "jsonb"
-
-AGENTS = Table(
-    "agents",
-    {
-        "person_id": "text NOT NULL", "full_name": TEXT, "preferred_name": TEXT, "email": TEXT,
-        "group_id": TEXT, "status": TEXT, "code": TEXT, "role": TEXT, "time_zone": TEXT,
-        "created_at": TS, "updated_at": TS, "removed_at": TS, "raw_payload": JSON,
-        "synced_at": TS,
-    },
-    write="upsert",
-    primary_key=("person_id",),
-    indexes=(("group_id",),),
-)  # fmt: skip
-CLIENT_GROUPS = Table(
-    "client_groups",
-    {
-        "group_id": "text NOT NULL", "name": TEXT, "code": TEXT, "status": TEXT,
-        "raw_payload": JSON, "synced_at": TS,
-    },
-    write="upsert",
-    primary_key=("group_id",),
-)  # fmt: skip
-ACTIVITIES = Table(
-    "activities",
-    {
-        "activity_id": "text NOT NULL", "name": TEXT, "code": TEXT, "color": TEXT,
-        "status": TEXT, "raw_payload": JSON, "synced_at": TS,
-    },
-    write="upsert",
-    primary_key=("activity_id",),
-)  # fmt: skip
-AGENT_GROUP_HISTORY = Table(
-    "agent_group_history",
-    {"person_id": "text NOT NULL", "group_id": TEXT, "valid_from": "timestamptz NOT NULL",
-     "valid_to": TS},
-    write="replace",
-    primary_key=("person_id", "valid_from"),
-)  # fmt: skip
-RAW_TIME_ENTRIES = Table(
-    "raw_time_entries",
-    {
-        "entry_id": "text NOT NULL", "person_id": "text NOT NULL", "type": "text NOT NULL",
-        "time_utc": "timestamptz NOT NULL", "local_time": "timestamp", "offset_minutes": "integer",
-        "belongs_to_date": "date NOT NULL", "activity_id": TEXT, "project_id": TEXT,
-        "break_id": TEXT, "client_type": TEXT, "status": TEXT, "note": TEXT, "created_at": TS,
-        "updated_at": TS, "raw_payload": "jsonb NOT NULL", "fetched_at": "timestamptz NOT NULL",
-        "removed_at": TS,
-    },
-    write="merge",
-    primary_key=("entry_id",),
-    partition_column="belongs_to_date",
-    indexes=(("person_id", "time_utc"), ("activity_id",), ("belongs_to_date",), ("updated_at",)),
-    unread=frozenset({"raw_payload"}),
-)  # fmt: skip
-# One row per quarantined entry (``quarantine_key``: its id, or a digest of a payload without
-# one), filed under the work date of the query that returned it; cleared when it is fixed.
-QUARANTINED_ENTRIES = Table(
-    "quarantined_entries",
-    {
-        "partition_date": "date NOT NULL", "entry_id": TEXT, "reason": "text NOT NULL",
-        "raw_payload": JSON, "run_id": TEXT, "quarantined_at": TS, "quarantine_key": TEXT,
-    },
-    write="replace",
-    partition_column="partition_date",
-    indexes=(("partition_date",), ("entry_id",), ("quarantine_key",)),
-)  # fmt: skip
-# Progress of a range being fetched: each work date landed (one row per date, written in the
-# same transaction as its entries). A re-run of the same range skips the dates listed here
-# that have not changed at the source since; a range that completes removes its rows.
-INGEST_CHECKPOINTS = Table(
-    "ingest_checkpoints",
-    {
-        "range_first": "date NOT NULL", "range_last": "date NOT NULL",
-        "work_date": "date NOT NULL", "entries": "integer NOT NULL",
-        "quarantined": "integer NOT NULL", "fetched_at": "timestamptz NOT NULL",
-        "run_id": TEXT,
-    },
-    write="upsert",
-    primary_key=("range_first", "range_last", "work_date"),
-)  # fmt: skip
-SESSIONS = Table(
-    "sessions",
-    {
-        "session_id": "text NOT NULL", "person_id": "text NOT NULL", "group_id": TEXT,
-        "activity_id": TEXT, "belongs_to_date": "date NOT NULL", "kind": "text NOT NULL",
-        "start_utc": "timestamptz NOT NULL", "end_utc": TS, "duration_seconds": "bigint",
-        "status": "text NOT NULL", "auto_out": "boolean NOT NULL", "start_entry_id": TEXT,
-        "end_entry_id": TEXT, "offset_minutes": "integer", "start_local": "timestamp",
-        "end_local": "timestamp", "derived_at": TS,
-    },
-    write="replace",
-    partition_column="belongs_to_date",
-    indexes=(("belongs_to_date",), ("person_id", "start_utc"), ("session_id",),
-             ("end_entry_id",), ("activity_id",), ("group_id",)),
-)  # fmt: skip
-DAILY_ATTENDANCE = Table(
-    "daily_attendance",
-    {
-        "person_id": "text NOT NULL", "belongs_to_date": "date NOT NULL", "group_id": TEXT,
-        "clock_in_utc": TS, "clock_out_utc": TS, "clock_in_local": "timestamp",
-        "clock_out_local": "timestamp", "work_seconds": "bigint NOT NULL",
-        "break_seconds": "bigint NOT NULL", "work_hours": "double precision NOT NULL",
-        "break_hours": "double precision NOT NULL", "session_count": "integer NOT NULL",
-        "orphan_out_count": "integer NOT NULL", "has_open": "boolean NOT NULL",
-        "has_incomplete": "boolean NOT NULL", "has_auto_out": "boolean NOT NULL",
-    },
-    write="replace",
-    primary_key=("person_id", "belongs_to_date"),
-    partition_column="belongs_to_date",
-    indexes=(("belongs_to_date",),),
-)  # fmt: skip
-WEEKLY_HOURS = Table(
-    "weekly_hours",
-    {
-        "week_start": "date NOT NULL", "person_id": "text NOT NULL", "group_id": TEXT,
-        "activity_id": TEXT, "work_seconds": "bigint NOT NULL", "break_seconds": "bigint NOT NULL",
-        "work_hours": "double precision NOT NULL", "break_hours": "double precision NOT NULL",
-        "session_count": "integer NOT NULL", "incomplete_count": "integer NOT NULL",
-    },
-    write="replace",
-    partition_column="week_start",
-    indexes=(("week_start", "person_id"), ("group_id",), ("activity_id",)),
-)  # fmt: skip
-
-# ------------------------------------------------------------------------------ digests
-# Who receives which client group's weekly digest: a snapshot of Airtable or the clients
-# file, replaced whole on each sync so mappings the source dropped disappear.
-CLIENT_DIRECTORY = Table(
-    "client_directory",
-    {"email": "text NOT NULL", "group_id": "text NOT NULL", "client_name": TEXT, "source": TEXT,
-     "synced_at": TS},
-    write="replace",
-    primary_key=("email", "group_id"),
-    indexes=(("group_id",),),
-)  # fmt: skip
-# One rendered digest per (week, client): HTML and text as emailed, and the content as JSON.
-CLIENT_DIGESTS = Table(
-    "client_digests",
-    {
-        "week_start": "date NOT NULL", "client_email": "text NOT NULL", "client_name": TEXT,
-        "group_ids": TEXT, "subject": TEXT, "agent_count": "integer NOT NULL",
-        "total_work_seconds": "bigint NOT NULL", "note_count": "integer NOT NULL",
-        "html": "text NOT NULL", "text": "text NOT NULL", "content": "jsonb NOT NULL",
-        "digest_sha256": "text NOT NULL", "rendered_at": TS,
-    },
-    write="replace",
-    primary_key=("week_start", "client_email"),
-    partition_column="week_start",
-    indexes=(("week_start",),),
-)  # fmt: skip
-# The send log: one row per (week, client), never replaced by a re-run. The sending step
-# claims rows and records outcomes with set-based statements of its own
-# (warehouse/sent_log.py); a plain write would only upsert.
-SENT_DIGESTS = Table(
-    "sent_digests",
-    {
-        "week_start": "date NOT NULL", "client_email": "text NOT NULL", "status": "text NOT NULL",
-        "attempts": "integer NOT NULL", "send_count": "integer NOT NULL", "backend": TEXT,
-        "subject": TEXT, "digest_sha256": TEXT, "message_id": TEXT, "last_error": TEXT,
-        "first_attempt_at": TS, "claimed_at": TS, "last_attempt_at": TS, "sent_at": TS,
-        "run_id": TEXT,
-    },
-    write="upsert",
-    primary_key=("week_start", "client_email"),
-    partition_column="week_start",
-    indexes=(("week_start",), ("status",)),
-)  # fmt: skip
-
-TABLES: dict[str, Table] = {
-    t.name: t
-    for t in (
-        AGENTS, CLIENT_GROUPS, ACTIVITIES, AGENT_GROUP_HISTORY, RAW_TIME_ENTRIES,
-        QUARANTINED_ENTRIES, INGEST_CHECKPOINTS, SESSIONS, DAILY_ATTENDANCE, WEEKLY_HOURS,
-        CLIENT_DIRECTORY, CLIENT_DIGESTS, SENT_DIGESTS,
-    )
-}  # fmt: skip
-
-# Roll-ups of weekly_hours (SPEC §3.5), as views so they can never disagree with it.
-ROLLUP_VIEWS = {
-    "weekly_hours_by_agent": "person_id",
-    "weekly_hours_by_group": "group_id",
-    "weekly_hours_by_activity": "activity_id",
-}
-
-
-def table(name: str) -> Table:
-    try:
-        return TABLES[name]
-    except KeyError:
-        raise KeyError(f"no warehouse table {name!r} (known: {', '.join(TABLES)})") from None
+from jibble_pipeline.schema import ROLLUP_VIEWS, TABLES, WEEKLY_HOURS
 
 
 def _index_name(table_name: str, columns: tuple[str, ...]) -> str:
     return f"{table_name}_{'_'.join(columns)}_idx"
 
 
-def added_column_statements(schema: str, existing: set[tuple[str, str]]) -> list[sql.Composable]:
+def added_column_statements(schema: str, existing: set[tuple[str, str]]) -> list[sql.Composed]:
     """``ALTER TABLE ... ADD COLUMN`` for the nullable columns a table created by an older
     version lacks; ``existing`` holds the (table, column) pairs the schema has."""
     tables = {name for name, _ in existing}
@@ -253,9 +27,9 @@ def added_column_statements(schema: str, existing: set[tuple[str, str]]) -> list
     ]
 
 
-def create_statements(schema: str) -> list[sql.Composable]:
+def create_statements(schema: str) -> list[sql.Composed]:
     """DDL for the schema, its tables, indexes and views; every statement is idempotent."""
-    statements: list[sql.Composable] = [
+    statements: list[sql.Composed] = [
         sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
     ]
     for spec in TABLES.values():

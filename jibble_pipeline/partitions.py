@@ -11,6 +11,13 @@ import dagster as dg
 from jibble_pipeline.settings import load_settings
 
 PARTITIONS_TIMEZONE = "UTC"
+# The tags of a run over a range of partition keys (one run per backfill, or per tick).
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+def range_tags(first: date, last: date) -> dict[str, str]:
+    return {RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()}
 
 
 def monday_on_or_before(day: date) -> date:

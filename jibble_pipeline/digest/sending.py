@@ -1,0 +1,144 @@
+"""Emailing a run's digests, each (week, client) once, through the ``sent_digests`` log.
+
+The digests (rows of ``client_digests``) are first claimed in the log: one already sent is
+left out unless the send is forced, one another run is sending is left to that run. Each
+claimed digest is sent with retries (``deliver``) and its outcome recorded, ``RECORD_BATCH``
+at a time. When the batch cannot go on (no connection, credentials refused), the digests
+not tried yet are recorded failed with no attempt, so the next run retries them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from jibble_pipeline.digest.email import OutgoingEmail, SendError, deliver, scrub
+from jibble_pipeline.warehouse.sent_log import Claim, Outcome, SentLog
+
+if TYPE_CHECKING:  # the resource is passed in; this module runs without Dagster
+    from jibble_pipeline.digest.resources import EmailResource
+
+RECORD_BATCH = 20  # outcomes recorded per statement while sending
+
+
+def of_clients(digests: pd.DataFrame, clients: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
+    """The digests of ``clients`` (emails, any case; none: every client's), and the emails
+    asked for that have no digest."""
+    wanted = {c.strip().lower() for c in clients if c.strip()}
+    if not wanted:
+        return digests, []
+    chosen = digests[digests["client_email"].isin(wanted)]
+    return chosen, sorted(wanted - set(chosen["client_email"]))
+
+
+def _key(row: Mapping) -> tuple[date, str]:
+    return row["week_start"], row["client_email"]
+
+
+def unsent(
+    digests: Sequence[Mapping], log: SentLog, weeks: Sequence[date], *, force: bool = False
+) -> list[Mapping]:
+    """The digests a send would go to now: those not sent yet (all of them when forced)."""
+    before = log.rows(min(weeks), max(weeks))
+    sent = before[before["status"] == "sent"]
+    already = set(zip(sent["week_start"], sent["client_email"], strict=True))
+    return [row for row in digests if force or _key(row) not in already]
+
+
+def outgoing(row: Mapping, force_nonce: str | None) -> OutgoingEmail:
+    """The email of a digest. Its idempotency key is stable per (week, client), so a provider
+    that deduplicates never delivers it twice; a forced send adds ``force_nonce``."""
+    week = row["week_start"].isoformat()
+    recipient = hashlib.sha256(row["client_email"].encode()).hexdigest()[:16]
+    key = f"jibble-digest/{week}/{recipient}" + (f"/{force_nonce}" if force_nonce else "")
+    return OutgoingEmail(
+        to=row["client_email"],
+        subject=row["subject"],
+        text=row["text"],
+        html=row["html"],
+        idempotency_key=key,
+        headers={"X-Jibble-Digest-Week": week},
+    )
+
+
+class _Outcomes:
+    """The outcomes of a run, written to the log ``RECORD_BATCH`` at a time."""
+
+    def __init__(self, log: SentLog, run_id: str, backend: str):
+        self.log, self.run_id, self.backend = log, run_id, backend
+        self.all: list[Outcome] = []
+        self._pending: list[Outcome] = []
+
+    def note(self, row: Mapping, message_id: str | None, error: str | None, attempts: int) -> None:
+        outcome = Outcome(
+            week_start=row["week_start"],
+            client_email=row["client_email"],
+            status="sent" if error is None else "failed",
+            attempts=attempts,
+            message_id=message_id,
+            error=error,
+            at=datetime.now(UTC),
+        )
+        self.all.append(outcome)
+        self._pending.append(outcome)
+        if len(self._pending) >= RECORD_BATCH:
+            self.flush()
+
+    def give_up(self, rows: Sequence[Mapping], error: str) -> None:
+        """The rest of the batch cannot go: each recorded failed, not attempted."""
+        done = {(o.week_start, o.client_email) for o in self.all}
+        for row in rows:
+            if _key(row) not in done:
+                self.note(row, None, error, 0)
+
+    def flush(self) -> None:
+        self.log.record(self._pending, self.run_id, self.backend)
+        self._pending.clear()
+
+
+def send_digests(
+    digests: Sequence[Mapping],
+    log: SentLog,
+    email: EmailResource,
+    run_id: str,
+    *,
+    force: bool = False,
+    info: Callable[[str], None] = lambda message: None,
+) -> list[Outcome]:
+    """Sends the digests this run can claim; returns one outcome per digest it held (sent or
+    failed, all recorded in the log). ``info`` hears what is about to go."""
+    claims = [
+        Claim(row["week_start"], row["client_email"], row["subject"], row["digest_sha256"])
+        for row in digests
+    ]
+    held = log.claim(claims, run_id, datetime.now(UTC), force=force)
+    to_send = [row for row in digests if _key(row) in held]
+    info(
+        f"Sending {len(to_send)} digest(s) via {email.backend}; "
+        f"{len(digests) - len(to_send)} already sent or being sent by another run."
+    )
+    outcomes = _Outcomes(log, run_id, email.backend)
+    try:
+        if to_send:
+            with email.open_sender() as sender:
+                for row in to_send:
+                    result = deliver(
+                        sender,
+                        outgoing(row, run_id if force else None),
+                        max_attempts=email.max_attempts,
+                        retry_delay_seconds=email.retry_delay_seconds,
+                        secrets=email.secrets,
+                    )
+                    outcomes.note(row, result.message_id, result.error, result.attempts)
+                    if result.fatal:
+                        outcomes.give_up(to_send, result.error or "the batch stopped")
+                        break
+    except SendError as exc:
+        outcomes.give_up(to_send, scrub(str(exc), email.secrets))
+    finally:
+        outcomes.flush()
+    return outcomes.all

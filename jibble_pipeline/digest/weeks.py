@@ -1,0 +1,191 @@
+"""A week of digests and of report-site pages, as the ``client_digests`` and ``report_site``
+assets produce it: built from the warehouse's frames, rendered, written under the reports
+folder, and summed up in the per-client and per-agent rows the UI shows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+import pandas as pd
+from psycopg import sql
+
+from jibble_pipeline.digest.content import ClientDigest, build_week_digests, groups_without_client
+from jibble_pipeline.digest.directory import Client
+from jibble_pipeline.digest.render import render_html, render_text, subject
+from jibble_pipeline.digest.site import (
+    AgentWeek,
+    agent_weeks,
+    digest_dir,
+    digest_files,
+    existing_weeks,
+    publish,
+    render_index,
+    render_week,
+    week_dir,
+    write_file,
+)
+from jibble_pipeline.rules.formatting import format_hours
+from jibble_pipeline.schema import CLIENT_DIGESTS
+from jibble_pipeline.warehouse.names import Names
+from jibble_pipeline.warehouse.store import Warehouse
+
+INDEX_SUMMARY = (
+    "SELECT week_start, client_email, client_name, total_work_seconds FROM {t}"
+    " ORDER BY week_start DESC, client_email"
+)
+
+
+def digest_row(digest: ClientDigest, rendered_at: datetime) -> dict:
+    """The digest as a row of ``client_digests``: both renderings and a hash of its content."""
+    html, text = render_html(digest), render_text(digest)
+    content = digest.model_dump_json()
+    return {
+        "week_start": digest.week_start,
+        "client_email": digest.client_email,
+        "client_name": digest.client_name,
+        "group_ids": ",".join(digest.group_ids),
+        "subject": subject(digest),
+        "agent_count": len(digest.agents),
+        "total_work_seconds": digest.total_seconds,
+        "note_count": len(digest.notes),
+        "html": html,
+        "text": text,
+        "content": content,
+        "digest_sha256": hashlib.sha256(content.encode()).hexdigest(),
+        "rendered_at": rendered_at,
+    }
+
+
+def digests_frame(rows: Sequence[dict]) -> pd.DataFrame:
+    """Rows of ``digest_row`` as the ``client_digests`` table's frame."""
+    frame = pd.DataFrame(rows, columns=CLIENT_DIGESTS.column_names)
+    frame["rendered_at"] = pd.to_datetime(frame["rendered_at"], utc=True)
+    return frame
+
+
+@dataclass(frozen=True)
+class DigestWeek:
+    """A week's digests, one per client, with their ``client_digests`` rows."""
+
+    week: date
+    digests: list[ClientDigest]
+    rows: list[dict]
+    uncovered: list[dict]  # {"week", "group"}: groups with hours that no client receives
+
+    def publish(self, root: Path) -> Path:
+        """Writes ``digests/<week>/`` (each digest as emailed, HTML and text); returns it."""
+        html = {row["client_email"]: row["html"] for row in self.rows}
+        publish(root, digest_dir(self.week), digest_files(self.digests, html))
+        return root / digest_dir(self.week)
+
+    def warnings(self) -> list[str]:
+        """Hours that do not add up, and groups whose hours nobody receives."""
+        found = []
+        for digest in self.digests:
+            by_day = sum(d.seconds for d in digest.days)
+            if by_day != digest.total_seconds:
+                found.append(
+                    f"{self.week} {digest.client_email}: weekly_hours says "
+                    f"{format_hours(digest.total_seconds)}, the sessions per day add up to "
+                    f"{format_hours(by_day)}; re-derive weekly_hours for the week."
+                )
+        if self.uncovered:
+            found.append(
+                f"{self.week}: {len(self.uncovered)} group(s) have hours but no client in "
+                "the directory"
+            )
+        return found
+
+    def per_client(self) -> list[dict]:
+        return [
+            {
+                "week": self.week.isoformat(),
+                "client": digest.client_name,
+                "email": digest.client_email,
+                "agents": len(digest.agents),
+                "hours": format_hours(digest.total_seconds),
+                "notes": len(digest.notes),
+            }
+            for digest in self.digests
+        ]
+
+
+def digest_week(
+    week: date,
+    clients: Sequence[Client],
+    weekly_hours: pd.DataFrame,
+    sessions: pd.DataFrame,
+    names: Names,
+    rendered_at: datetime,
+) -> DigestWeek:
+    """Every client's digest of ``week``, rendered."""
+    digests = build_week_digests(week, clients, weekly_hours, sessions, names)
+    uncovered = [
+        {"week": week.isoformat(), "group": names.group(g)}
+        for g in groups_without_client(weekly_hours, clients, week)
+    ]
+    rows = [digest_row(d, rendered_at) for d in digests]
+    return DigestWeek(week, digests, rows, uncovered)
+
+
+@dataclass(frozen=True)
+class SiteWeek:
+    """A week of the report site: its clients' digests and its agents, day by day."""
+
+    week: date
+    digests: list[ClientDigest]
+    agents: list[AgentWeek]
+    pages: int
+
+    def per_client(self) -> list[dict]:
+        return [
+            {"client": d.client_name, "email": d.client_email, "agents": len(d.agents),
+             "hours": format_hours(d.total_seconds), "notes": len(d.notes)}
+            for d in self.digests
+        ]  # fmt: skip
+
+    def per_agent(self) -> list[dict]:
+        return [
+            {"agent": a.agent, "groups": ", ".join(a.groups), "days": a.days_worked,
+             "work": format_hours(a.work_seconds), "break": format_hours(a.break_seconds),
+             "open": a.open_sessions, "incomplete": a.incomplete_sessions,
+             "auto_out": a.auto_outs}
+            for a in self.agents
+        ]  # fmt: skip
+
+    def work_seconds_per_day(self) -> pd.Series:
+        per_day: dict[date, int] = {}
+        for agent in self.agents:
+            for day in agent.days:
+                per_day[day.day] = per_day.get(day.day, 0) + day.work_seconds
+        return pd.Series(per_day, dtype="int64").sort_index()
+
+
+def publish_site_week(
+    root: Path,
+    week: date,
+    client_digests: pd.DataFrame,
+    sessions: pd.DataFrame,
+    attendance: pd.DataFrame,
+    names: Names,
+    generated_at: datetime,
+) -> SiteWeek:
+    """Writes ``weeks/<week>/`` from the week's stored digests, sessions and attendance."""
+    of_week = client_digests[client_digests["week_start"] == week]
+    digests = [ClientDigest.model_validate(c) for c in of_week["content"]]
+    agents = agent_weeks(week, sessions, attendance, names)
+    pages = publish(root, week_dir(week), render_week(week, digests, agents, generated_at))
+    return SiteWeek(week, digests, agents, pages)
+
+
+def publish_index(root: Path, warehouse: Warehouse, generated_at: datetime) -> Path:
+    """Writes the site's ``index.html``: every client's weeks in ``client_digests``."""
+    summary = warehouse.query_frame(
+        sql.SQL(INDEX_SUMMARY).format(t=warehouse.identifier(CLIENT_DIGESTS.name))
+    )
+    return write_file(root, "index.html", render_index(summary, existing_weeks(root), generated_at))
