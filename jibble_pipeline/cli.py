@@ -115,6 +115,27 @@ def backfill(first: date, last: date) -> None:
     print(describe_tables(), flush=True)
 
 
+def build_digests(first_week: date, last_week: date) -> None:
+    """The weeks' client digests and the report site, as the Monday job builds them; sent
+    only when an email backend is configured (the demo has none: a dry run)."""
+    import dagster as dg
+
+    from jibble_pipeline.definitions import defs
+    from jibble_pipeline.digest.settings import load_digest_settings
+    from jibble_pipeline.partitions import range_tags
+
+    settings = load_digest_settings()
+    job = defs.resolve_job_def("send_weekly_digests")
+    sending = "a dry run, nothing sent" if settings.dry_run else f"sent by {settings.email_backend}"
+    print(f"Client digests and the report site for weeks {first_week}..{last_week} "
+          f"({sending}) ...", flush=True)  # fmt: skip
+    job.execute_in_process(
+        instance=dg.DagsterInstance.get(), tags=range_tags(first_week, last_week), run_config=QUIET
+    )
+    index = settings.reports_dir / "index.html"
+    print(f"Report site: {index} (`jibble-pipeline serve-reports` serves it)", flush=True)
+
+
 def describe_tables() -> str:
     """Row counts of the warehouse tables, to show where the data went."""
     from psycopg import sql
@@ -138,11 +159,15 @@ def describe_tables() -> str:
 
 
 def command_demo(args: argparse.Namespace) -> None:
+    from jibble_pipeline.partitions import monday_on_or_before
+
     use_project_dagster_home()
     print(describe_setup(), flush=True)
     today = datetime.now(UTC).date()
-    first = max(today - timedelta(weeks=args.weeks), _partitions_start())
+    # Whole weeks: the first Monday of the range, so no week of the demo is short.
+    first = max(monday_on_or_before(today - timedelta(weeks=args.weeks)), _partitions_start())
     backfill(first, today + timedelta(days=1))
+    build_digests(monday_on_or_before(first), monday_on_or_before(today))
     if args.no_serve:
         return
     dagster = _dagster_executable()

@@ -63,3 +63,41 @@ def test_backfill_without_credentials_runs_on_the_simulator(
         ).fetchone()[0]
     assert loaded == expected
     assert weeks > 0
+
+
+def test_the_demo_backfills_whole_weeks_and_builds_the_digests_and_the_site(
+    tmp_path, database_url, warehouse_schema
+):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JIBBLE_", "DAGSTER_"))}
+    env.update(
+        DAGSTER_HOME=str(home),
+        JIBBLE_DATABASE_URL=database_url,
+        JIBBLE_DB_SCHEMA=warehouse_schema,
+        JIBBLE_REPORTS_DIR=str(tmp_path / "reports"),
+        PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
+    )
+    done = subprocess.run(
+        [str(BIN / "jibble-pipeline"), "demo", "--weeks", "1", "--no-serve"],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-4000:]
+    today = datetime.now(UTC).date()
+    monday = today - timedelta(days=today.weekday() + 7)
+    assert f"Backfilling work dates {monday}.." in done.stdout  # from a Monday: whole weeks
+    assert "Sessions not yet derived" not in output
+    assert "have hours but no client" not in output  # the sample directory covers every group
+    assert "a dry run, nothing sent" in done.stdout
+    assert (tmp_path / "reports" / "index.html").is_file()
+    assert f"Report site: {tmp_path / 'reports' / 'index.html'}" in done.stdout
+    with psycopg.connect(database_url) as conn:
+        digests, sent = (
+            conn.execute(
+                sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(warehouse_schema, name))
+            ).fetchone()[0]
+            for name in ("client_digests", "sent_digests")
+        )
+    assert digests > 0 and sent == 0

@@ -205,3 +205,5 @@ def test_the_sample_file_maps_groups_of_the_demo_organisation():
         assert client.email.endswith(".example")  # undeliverable by design
         assert set(client.group_ids) <= groups & staffed, client.email
     assert any(len(c.group_ids) > 1 for c in load.clients)
+    # Every staffed group has a client: a fresh demo warns of no group without one.
+    assert staffed <= {g for c in load.clients for g in c.group_ids}
