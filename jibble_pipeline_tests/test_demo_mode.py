@@ -19,9 +19,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
-def test_backfill_without_credentials_runs_on_the_simulator(
-    tmp_path, database_url, warehouse_schema
-):
+def environment_without_credentials(tmp_path: Path, database_url: str, schema: str) -> dict:
+    """A user's environment with no Jibble credentials, a Dagster instance of its own."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
@@ -29,9 +28,16 @@ def test_backfill_without_credentials_runs_on_the_simulator(
     env.update(
         DAGSTER_HOME=str(home),
         JIBBLE_DATABASE_URL=database_url,
-        JIBBLE_DB_SCHEMA=warehouse_schema,
+        JIBBLE_DB_SCHEMA=schema,
         PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
     )
+    return env
+
+
+def test_backfill_without_credentials_runs_on_the_simulator(
+    tmp_path, database_url, warehouse_schema
+):
+    env = environment_without_credentials(tmp_path, database_url, warehouse_schema)
     today = datetime.now(UTC).date()
     first, last = today - timedelta(days=10), today - timedelta(days=8)
     done = subprocess.run(
@@ -68,17 +74,8 @@ def test_backfill_without_credentials_runs_on_the_simulator(
 def test_the_demo_backfills_whole_weeks_and_builds_the_digests_and_the_site(
     tmp_path, database_url, warehouse_schema
 ):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JIBBLE_", "DAGSTER_"))}
-    env.update(
-        DAGSTER_HOME=str(home),
-        JIBBLE_DATABASE_URL=database_url,
-        JIBBLE_DB_SCHEMA=warehouse_schema,
-        JIBBLE_REPORTS_DIR=str(tmp_path / "reports"),
-        PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
-    )
+    env = environment_without_credentials(tmp_path, database_url, warehouse_schema)
+    env["JIBBLE_REPORTS_DIR"] = str(tmp_path / "reports")
     done = subprocess.run(
         [str(BIN / "jibble-pipeline"), "demo", "--weeks", "1", "--no-serve"],
         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600,
