@@ -29,11 +29,11 @@ import dagster as dg
 import psycopg
 from psycopg import sql
 
+from jibble_pipeline import schema
 from jibble_pipeline.jibble.frames import (
-    activities_frame,
     agents_frame,
     entries_frame,
-    groups_frame,
+    snapshot_frame,
 )
 from jibble_pipeline.jibble.models import Activity, Group, Person, TimeEntry, parse_payloads
 from jibble_pipeline.partitions import range_tags
@@ -197,8 +197,8 @@ def load_fixture(warehouse: Warehouse) -> None:
     assert not (rejected or rejected_groups or rejected_activities or rejected_entries)
     agents = agents_frame(people, synced)
     warehouse.write("agents", agents)
-    warehouse.write("client_groups", groups_frame(groups, synced))
-    warehouse.write("activities", activities_frame(activities, synced))
+    warehouse.write("client_groups", snapshot_frame(groups, schema.CLIENT_GROUPS, synced))
+    warehouse.write("activities", snapshot_frame(activities, schema.ACTIVITIES, synced))
     history = update_group_history(
         warehouse.read("agent_group_history"), agents[["person_id", "group_id"]], synced
     )

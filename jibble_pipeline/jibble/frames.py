@@ -11,17 +11,13 @@ import orjson
 import pandas as pd
 
 from jibble_pipeline.jibble.models import (
-    Activity,
-    Group,
     JibblePayload,
     Person,
     Rejected,
     TimeEntry,
 )
 from jibble_pipeline.schema import (
-    ACTIVITIES,
     AGENTS,
-    CLIENT_GROUPS,
     QUARANTINED_ENTRIES,
     RAW_TIME_ENTRIES,
     Table,
@@ -68,14 +64,6 @@ def snapshot_frame(
 
 def agents_frame(people: Sequence[Person], synced_at: datetime) -> pd.DataFrame:
     return snapshot_frame(people, AGENTS, synced_at)
-
-
-def groups_frame(groups: Sequence[Group], synced_at: datetime) -> pd.DataFrame:
-    return snapshot_frame(groups, CLIENT_GROUPS, synced_at)
-
-
-def activities_frame(activities: Sequence[Activity], synced_at: datetime) -> pd.DataFrame:
-    return snapshot_frame(activities, ACTIVITIES, synced_at)
 
 
 def entries_frame(entries: Sequence[TimeEntry], fetched_at: datetime) -> pd.DataFrame:
