@@ -141,6 +141,25 @@ def build_digests(first_week: date, last_week: date) -> None:
     print(f"Report site: {index} (`jibble-pipeline serve-reports` serves it)", flush=True)
 
 
+def build_alert(day: date) -> None:
+    """The operations alert of work date ``day``, as the morning schedule builds it (the
+    demo's is a dry run)."""
+    import dagster as dg
+
+    from jibble_pipeline.alerts.settings import load_alert_settings
+    from jibble_pipeline.definitions import defs
+
+    job = defs.resolve_job_def("send_daily_alert")
+    result = job.execute_in_process(
+        instance=dg.DagsterInstance.get(), partition_key=day.isoformat(), run_config=QUIET
+    )
+    (materialization,) = result.asset_materializations_for_node("operations_alert")
+    problems = materialization.metadata["problems"].value
+    sending = "a dry run, nothing sent" if load_alert_settings().dry_run else "sent"
+    print(f"Operations alert for {day} ({sending}): {problems} problem(s); the message is in "
+          "the metadata of operations_alert", flush=True)  # fmt: skip
+
+
 def describe_tables() -> str:
     """Row counts of the warehouse tables, to show where the data went."""
     from psycopg import sql
@@ -173,6 +192,7 @@ def command_demo(args: argparse.Namespace) -> None:
     first = max(monday_on_or_before(today - timedelta(weeks=args.weeks)), _partitions_start())
     backfill(first, today + timedelta(days=1))
     build_digests(monday_on_or_before(first), monday_on_or_before(today))
+    build_alert(today - timedelta(days=1))
     if args.no_serve:
         return
     dagster = _dagster_executable()

@@ -215,12 +215,30 @@ SENT_DIGESTS = Table(
     indexes=(("week_start",), ("status",)),
 )  # fmt: skip
 
+# ------------------------------------------------------------------------------ alerts
+# The daily operations alert's send log: one row per (work date, recipient: an email
+# address or the webhook), claimed and recorded like ``sent_digests``, never replaced.
+SENT_ALERTS = Table(
+    "sent_alerts",
+    {
+        "alert_date": "date NOT NULL", "recipient": "text NOT NULL", "status": "text NOT NULL",
+        "attempts": "integer NOT NULL", "send_count": "integer NOT NULL", "backend": TEXT,
+        "subject": TEXT, "alert_sha256": TEXT, "message_id": TEXT, "last_error": TEXT,
+        "first_attempt_at": TS, "claimed_at": TS, "last_attempt_at": TS, "sent_at": TS,
+        "run_id": TEXT,
+    },
+    write="upsert",
+    primary_key=("alert_date", "recipient"),
+    partition_column="alert_date",
+    indexes=(("alert_date",),),
+)  # fmt: skip
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (
         AGENTS, CLIENT_GROUPS, ACTIVITIES, AGENT_GROUP_HISTORY, RAW_TIME_ENTRIES,
         QUARANTINED_ENTRIES, INGEST_CHECKPOINTS, SESSIONS, DAILY_ATTENDANCE, WEEKLY_HOURS,
-        CLIENT_DIRECTORY, CLIENT_DIGESTS, SENT_DIGESTS,
+        CLIENT_DIRECTORY, CLIENT_DIGESTS, SENT_DIGESTS, SENT_ALERTS,
     )
 }  # fmt: skip
 

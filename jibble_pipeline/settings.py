@@ -8,10 +8,12 @@ simulator; without ``JIBBLE_DATABASE_URL`` it uses an embedded Postgres kept und
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PRODUCTION_IDENTITY_URL = "https://identity.prod.jibble.io"
 PRODUCTION_WORKSPACE_URL = "https://workspace.prod.jibble.io"
@@ -133,3 +135,50 @@ def _number(env: Mapping[str, str], name: str, default, kind, *, minimum):
         what = "a whole number" if kind is int else "a number"
         raise ConfigurationError(f"{name} must be {what} of at least {minimum}, got {text!r}.")
     return value
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
+
+
+def flag_setting(env: Mapping[str, str], name: str) -> bool | None:
+    """A true/false setting; None when unset."""
+    text = (env.get(name) or "").strip().lower()
+    if not text:
+        return None
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigurationError(f"{name} must be true or false, got {text!r}.")
+
+
+def choice_setting(
+    env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str
+) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in allowed:
+        raise ConfigurationError(f"{name} must be one of {', '.join(allowed)}, got {value!r}.")
+    return value
+
+
+def zone_setting(env: Mapping[str, str], name: str, default: str) -> str:
+    """An IANA time zone name."""
+    zone = env.get(name) or default
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigurationError(
+            f"{name} must be an IANA time zone like Asia/Manila, got {zone!r}."
+        ) from exc
+    return zone
+
+
+def clock_setting(env: Mapping[str, str], name: str, default: time) -> time:
+    """A time of day like ``07:00``."""
+    text = (env.get(name) or default.strftime("%H:%M")).strip()
+    match = _CLOCK.match(text)
+    if not match or int(match[1]) > 23 or int(match[2]) > 59:
+        raise ConfigurationError(f"{name} must be a time like 07:00, got {text!r}.")
+    return time(int(match[1]), int(match[2]))

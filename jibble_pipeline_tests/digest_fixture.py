@@ -215,6 +215,8 @@ class DigestPipeline:
     ``dg.materialize`` like the Monday job (weekly partition ``WEEK``)."""
 
     def __init__(self, database_url: str, schema: str, folder: Path):
+        from jibble_pipeline.alerts.resources import AlertResource
+        from jibble_pipeline.assets.alerts import operations_alert
         from jibble_pipeline.assets.digests import DIGEST_ASSETS
         from jibble_pipeline.assets.sessions import derive_daily_hours
         from jibble_pipeline.assets.snapshots import (
@@ -241,7 +243,7 @@ class DigestPipeline:
         clients_file.write_text(CLIENTS_YAML)
         self.assets = [
             agents, client_groups, activities, fetch_time_entries,
-            derive_daily_hours, weekly_hours, *DIGEST_ASSETS,
+            derive_daily_hours, weekly_hours, *DIGEST_ASSETS, operations_alert,
         ]  # fmt: skip
         self.derive_daily_hours = derive_daily_hours
         self.weekly_hours = weekly_hours
@@ -252,6 +254,7 @@ class DigestPipeline:
             "clients": ClientDirectoryResource(source="file", clients_file=str(clients_file)),
             "email": EmailResource(),  # no backend: dry run
             "reports": ReportsResource(folder=str(self.reports)),
+            "alerts": AlertResource(),  # no recipients
         }
         self.instance = dg.DagsterInstance.ephemeral()
         self.warehouse = Warehouse(database_url, schema)

@@ -5,6 +5,8 @@
   projection (unknown field: 422), empty cells left out of ``fields``, 429 on demand.
 - ``FakeResend``: Resend's ``POST /emails``: bearer token, JSON validation, the
   ``Idempotency-Key`` replay (same key: same id, no second email), failures on demand.
+- ``FakeWebhook``: a Slack or Teams incoming webhook: accepts JSON posted to its one secret
+  path, answers a chosen status on demand.
 - ``SmtpServer``: a real SMTP server (aiosmtpd) that keeps every message it receives, with
   optional AUTH LOGIN/PLAIN, and recipients it refuses.
 """
@@ -184,6 +186,31 @@ class FakeResend(_JsonServer):
                 self._by_key[key] = email_id
             self.emails.append({"id": email_id, "idempotency_key": key, **email})
             return 200, {"id": email_id}, {}
+
+
+class FakeWebhook(_JsonServer):
+    """Posts to ``path`` are kept in ``posts`` (parsed JSON); any other path is 404, as
+    Slack answers an unknown webhook. ``status``: what to answer (2xx: accepted)."""
+
+    def __init__(self, path: str = "/services/T0000/B0000/webhook-secret-token"):
+        super().__init__()
+        self.path = path
+        self.status = 200
+        self.posts: list[Any] = []
+
+    @property
+    def webhook_url(self) -> str:
+        return self.url + self.path
+
+    def handle(self, method, path, headers, body):
+        with self._lock:
+            self.requests.append({"path": path, "body": body.decode()})
+            if method != "POST" or path != self.path:
+                return 404, "no_service", {}
+            if self.status >= 300:
+                return self.status, "invalid_token", {}
+            self.posts.append(json.loads(body))
+            return self.status, "ok", {}
 
 
 def free_port() -> int:

@@ -13,7 +13,9 @@ def test_definitions_load():
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == DAILY_ASSETS | SNAPSHOTS | {"weekly_hours"} | DIGEST_ASSETS
+    assert keys == DAILY_ASSETS | SNAPSHOTS | {"weekly_hours"} | DIGEST_ASSETS | {
+        "operations_alert"
+    }
 
 
 def test_partitioned_assets_backfill_in_a_single_run():
@@ -22,6 +24,9 @@ def test_partitioned_assets_backfill_in_a_single_run():
         node = graph.get(key)
         if node.partitions_def is None:
             assert key.to_user_string() in SNAPSHOTS | {"client_directory"}
+            continue
+        if key.to_user_string() == "operations_alert":  # one message per day, one run each
+            assert node.backfill_policy == dg.BackfillPolicy.multi_run(1)
             continue
         assert node.backfill_policy == dg.BackfillPolicy.single_run(), key
 

@@ -90,11 +90,13 @@ def test_the_demo_backfills_whole_weeks_and_builds_the_digests_and_the_site(
     assert "a dry run, nothing sent" in done.stdout
     assert (tmp_path / "reports" / "index.html").is_file()
     assert f"Report site: {tmp_path / 'reports' / 'index.html'}" in done.stdout
+    yesterday = today - timedelta(days=1)
+    assert f"Operations alert for {yesterday} (a dry run, nothing sent): " in done.stdout
     with psycopg.connect(database_url) as conn:
-        digests, sent = (
+        digests, sent, alerts_sent = (
             conn.execute(
                 sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(warehouse_schema, name))
             ).fetchone()[0]
-            for name in ("client_digests", "sent_digests")
+            for name in ("client_digests", "sent_digests", "sent_alerts")
         )
-    assert digests > 0 and sent == 0
+    assert digests > 0 and sent == 0 and alerts_sent == 0

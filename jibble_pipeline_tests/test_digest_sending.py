@@ -13,8 +13,8 @@ import pytest
 
 from jibble_pipeline.automation.digests import (
     build_digest_schedule,
-    digest_cron,
     last_week,
+    morning_cron,
     send_weekly_digests,
 )
 from jibble_pipeline.digest.resources import EmailResource, build_digest_resources
@@ -274,7 +274,7 @@ def test_monday_schedule_requests_last_week_in_its_time_zone():
         request = schedule(context)
     assert request.partition_key == "2025-01-06"
     assert last_week(datetime(2025, 1, 12, 23, 0, tzinfo=UTC), "UTC") == date(2024, 12, 30)
-    assert digest_cron(time(23, 15)) == "15 23 * * 1"
+    assert morning_cron(time(23, 15), "1") == "15 23 * * 1"
 
 
 def test_configuration_from_the_environment():

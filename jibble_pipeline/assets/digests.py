@@ -159,9 +159,9 @@ def dry_run_metadata(
 def sent_metadata(
     week: date, backend: str, digests: Sequence[Mapping], outcomes: Sequence[Outcome]
 ) -> dict[str, object]:
-    of_week = [o for o in outcomes if o.week_start == week]
+    of_week = [o for o in outcomes if o.period == week]
     table = [
-        {"to": o.client_email, "status": o.status, "attempts": o.attempts, "error": o.error}
+        {"to": o.recipient, "status": o.status, "attempts": o.attempts, "error": o.error}
         for o in of_week
     ]
     return {
@@ -223,7 +223,7 @@ def sent_digests(
         raise dg.Failure(
             description=(
                 f"{len(failed)} of {len(outcomes)} digest(s) failed to send "
-                f"(first: {failed[0].client_email}: {failed[0].error}). They are recorded in "
+                f"(first: {failed[0].recipient}: {failed[0].error}). They are recorded in "
                 "sent_digests; re-running the week sends only those."
             ),
             metadata={

@@ -39,15 +39,18 @@ digest_automation = dg.AutomationConditionSensorDefinition(
 )
 
 
-def digest_cron(send_at: time, retry_ticks: int = RETRY_TICKS) -> str:
-    """Mondays at ``send_at``, then hourly ``retry_ticks`` times (not past 23:xx).
+def morning_cron(send_at: time, days: str, retry_ticks: int = RETRY_TICKS) -> str:
+    """At ``send_at`` on ``days`` (cron's day of week), then hourly ``retry_ticks`` times (not
+    past 23:xx).
 
-    >>> digest_cron(time(7, 30)), digest_cron(time(22, 0)), digest_cron(time(23, 5))
-    ('30 7-10 * * 1', '0 22-23 * * 1', '5 23 * * 1')
+    >>> morning_cron(time(7, 30), "1"), morning_cron(time(22, 0), "1")
+    ('30 7-10 * * 1', '0 22-23 * * 1')
+    >>> morning_cron(time(23, 5), "*")
+    '5 23 * * *'
     """
     last = min(send_at.hour + retry_ticks, 23)
     hours = f"{send_at.hour}-{last}" if last > send_at.hour else f"{send_at.hour}"
-    return f"{send_at.minute} {hours} * * 1"
+    return f"{send_at.minute} {hours} * * {days}"
 
 
 def last_week(tick: datetime, timezone: str) -> date:
@@ -60,7 +63,7 @@ def last_week(tick: datetime, timezone: str) -> date:
 def build_digest_schedule(settings: DigestSettings) -> dg.ScheduleDefinition:
     @dg.schedule(
         name="weekly_digests",
-        cron_schedule=digest_cron(settings.send_at),
+        cron_schedule=morning_cron(settings.send_at, "1"),
         execution_timezone=settings.timezone,
         job=send_weekly_digests,
         default_status=dg.DefaultScheduleStatus.RUNNING,

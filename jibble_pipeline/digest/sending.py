@@ -1,26 +1,27 @@
-"""Emailing a run's digests, each (week, client) once, through the ``sent_digests`` log.
+"""Sending messages each once per (period, recipient) through a send log: a run's digests
+(``sent_digests``, each week and client once) and the daily operations alert
+(``sent_alerts``).
 
-The digests (rows of ``client_digests``) are first claimed in the log: one already sent is
-left out unless the send is forced, one another run is sending is left to that run. Each
-claimed digest is sent with retries (``deliver``) and its outcome recorded, ``RECORD_BATCH``
-at a time. When the batch cannot go on (no connection, credentials refused), the digests
-not tried yet are recorded failed with no attempt, so the next run retries them.
+The deliveries are first claimed in the log: one already sent is left out unless the send
+is forced, one another run is sending is left to that run. Each claimed delivery is sent
+with retries (``deliver``) and its outcome recorded, ``RECORD_BATCH`` at a time. When the
+batch cannot go on (no connection, credentials refused), the deliveries not tried yet are
+recorded failed with no attempt, so the next run retries them.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import pandas as pd
 
-from jibble_pipeline.digest.email import OutgoingEmail, SendError, deliver, scrub
+from jibble_pipeline.digest.email import EmailSender, OutgoingEmail, SendError, deliver, scrub
 from jibble_pipeline.warehouse.sent_log import Claim, Outcome, SentLog
-
-if TYPE_CHECKING:  # the resource is passed in; this module runs without Dagster
-    from jibble_pipeline.digest.resources import EmailResource
 
 RECORD_BATCH = 20  # outcomes recorded per statement while sending
 
@@ -45,8 +46,36 @@ def unsent(
     """The digests a send would go to now: those not sent yet (all of them when forced)."""
     before = log.rows(min(weeks), max(weeks))
     sent = before[before["status"] == "sent"]
-    already = set(zip(sent["week_start"], sent["client_email"], strict=True))
+    already = set(zip(sent[log.period_column], sent[log.recipient_column], strict=True))
     return [row for row in digests if force or _key(row) not in already]
+
+
+class Channel(Protocol):
+    """Where deliveries go: the email resource, or the alert webhook."""
+
+    @property
+    def backend(self) -> str: ...
+
+    @property
+    def max_attempts(self) -> int: ...
+
+    @property
+    def retry_delay_seconds(self) -> float: ...
+
+    @property
+    def secrets(self) -> list[str | None]: ...
+
+    def open_sender(self) -> AbstractContextManager[EmailSender]: ...
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message to one recipient, sent at most once per (period, recipient)."""
+
+    period: date
+    recipient: str
+    message: OutgoingEmail
+    sha256: str
 
 
 def outgoing(row: Mapping, force_nonce: str | None) -> OutgoingEmail:
@@ -73,10 +102,12 @@ class _Outcomes:
         self.all: list[Outcome] = []
         self._pending: list[Outcome] = []
 
-    def note(self, row: Mapping, message_id: str | None, error: str | None, attempts: int) -> None:
+    def note(
+        self, delivery: Delivery, message_id: str | None, error: str | None, attempts: int
+    ) -> None:
         outcome = Outcome(
-            week_start=row["week_start"],
-            client_email=row["client_email"],
+            period=delivery.period,
+            recipient=delivery.recipient,
             status="sent" if error is None else "failed",
             attempts=attempts,
             message_id=message_id,
@@ -88,57 +119,76 @@ class _Outcomes:
         if len(self._pending) >= RECORD_BATCH:
             self.flush()
 
-    def give_up(self, rows: Sequence[Mapping], error: str) -> None:
+    def give_up(self, deliveries: Iterable[Delivery], error: str) -> None:
         """The rest of the batch cannot go: each recorded failed, not attempted."""
-        done = {(o.week_start, o.client_email) for o in self.all}
-        for row in rows:
-            if _key(row) not in done:
-                self.note(row, None, error, 0)
+        done = {(o.period, o.recipient) for o in self.all}
+        for delivery in deliveries:
+            if (delivery.period, delivery.recipient) not in done:
+                self.note(delivery, None, error, 0)
 
     def flush(self) -> None:
         self.log.record(self._pending, self.run_id, self.backend)
         self._pending.clear()
 
 
-def send_digests(
-    digests: Sequence[Mapping],
+def send_logged(
+    deliveries: Sequence[Delivery],
     log: SentLog,
-    email: EmailResource,
+    channel: Channel,
     run_id: str,
     *,
     force: bool = False,
     info: Callable[[str], None] = lambda message: None,
 ) -> list[Outcome]:
-    """Sends the digests this run can claim; returns one outcome per digest it held (sent or
-    failed, all recorded in the log). ``info`` hears what is about to go."""
-    claims = [
-        Claim(row["week_start"], row["client_email"], row["subject"], row["digest_sha256"])
-        for row in digests
-    ]
+    """Sends the deliveries this run can claim; returns one outcome per delivery it held
+    (sent or failed, all recorded in the log). ``info`` hears what is about to go."""
+    claims = [Claim(d.period, d.recipient, d.message.subject, d.sha256) for d in deliveries]
     held = log.claim(claims, run_id, datetime.now(UTC), force=force)
-    to_send = [row for row in digests if _key(row) in held]
+    to_send = [d for d in deliveries if (d.period, d.recipient) in held]
     info(
-        f"Sending {len(to_send)} digest(s) via {email.backend}; "
-        f"{len(digests) - len(to_send)} already sent or being sent by another run."
+        f"Sending {len(to_send)} message(s) via {channel.backend}; "
+        f"{len(deliveries) - len(to_send)} already sent or being sent by another run."
     )
-    outcomes = _Outcomes(log, run_id, email.backend)
+    outcomes = _Outcomes(log, run_id, channel.backend)
     try:
         if to_send:
-            with email.open_sender() as sender:
-                for row in to_send:
+            with channel.open_sender() as sender:
+                for delivery in to_send:
                     result = deliver(
                         sender,
-                        outgoing(row, run_id if force else None),
-                        max_attempts=email.max_attempts,
-                        retry_delay_seconds=email.retry_delay_seconds,
-                        secrets=email.secrets,
+                        delivery.message,
+                        max_attempts=channel.max_attempts,
+                        retry_delay_seconds=channel.retry_delay_seconds,
+                        secrets=channel.secrets,
                     )
-                    outcomes.note(row, result.message_id, result.error, result.attempts)
+                    outcomes.note(delivery, result.message_id, result.error, result.attempts)
                     if result.fatal:
                         outcomes.give_up(to_send, result.error or "the batch stopped")
                         break
     except SendError as exc:
-        outcomes.give_up(to_send, scrub(str(exc), email.secrets))
+        outcomes.give_up(to_send, scrub(str(exc), channel.secrets))
     finally:
         outcomes.flush()
     return outcomes.all
+
+
+def send_digests(
+    digests: Sequence[Mapping],
+    log: SentLog,
+    email: Channel,
+    run_id: str,
+    *,
+    force: bool = False,
+    info: Callable[[str], None] = lambda message: None,
+) -> list[Outcome]:
+    """Emails the digests (rows of ``client_digests``) this run can claim."""
+    deliveries = [
+        Delivery(
+            row["week_start"],
+            row["client_email"],
+            outgoing(row, run_id if force else None),
+            row["digest_sha256"],
+        )
+        for row in digests
+    ]
+    return send_logged(deliveries, log, email, run_id, force=force, info=info)

@@ -11,15 +11,20 @@ backend is configured, so sending is a dry run, and the report site goes to
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from jibble_pipeline.settings import ConfigurationError, load_settings
+from jibble_pipeline.settings import (
+    ConfigurationError,
+    choice_setting,
+    clock_setting,
+    flag_setting,
+    load_settings,
+    zone_setting,
+)
 
 SAMPLE_CLIENTS_FILE = Path(__file__).with_name("sample_clients.yaml")
 DEFAULT_FROM = "Jibble weekly hours <digests@localhost>"
@@ -30,10 +35,6 @@ DEFAULT_SEND_AT = time(7, 0)
 DirectorySource = Literal["airtable", "file"]
 EmailBackend = Literal["none", "smtp", "resend"]
 SmtpSecurity = Literal["starttls", "ssl", "none"]
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-_SEND_AT = re.compile(r"^(\d{1,2}):(\d{2})$")
 
 
 @dataclass(frozen=True)
@@ -61,31 +62,13 @@ class DigestSettings:
     reports_dir: Path
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool | None:
-    text = (env.get(name) or "").strip().lower()
-    if not text:
-        return None
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ConfigurationError(f"{name} must be true or false, got {text!r}.")
-
-
-def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
-    value = (env.get(name) or default).strip().lower()
-    if value not in allowed:
-        raise ConfigurationError(f"{name} must be one of {', '.join(allowed)}, got {value!r}.")
-    return value
-
-
 def load_digest_settings(environ: Mapping[str, str] | None = None) -> DigestSettings:
     env = os.environ if environ is None else environ
     base = load_settings(env)
     api_key_set = bool(env.get("AIRTABLE_API_KEY"))
     base_id = env.get("AIRTABLE_BASE_ID") or None
     default_source = "airtable" if api_key_set and base_id else "file"
-    source = _choice(env, "JIBBLE_DIGEST_SOURCE", ("airtable", "file"), default_source)
+    source = choice_setting(env, "JIBBLE_DIGEST_SOURCE", ("airtable", "file"), default_source)
     if source == "airtable" and not (api_key_set and base_id):
         raise ConfigurationError(
             "JIBBLE_DIGEST_SOURCE=airtable needs AIRTABLE_API_KEY and AIRTABLE_BASE_ID."
@@ -97,7 +80,7 @@ def load_digest_settings(environ: Mapping[str, str] | None = None) -> DigestSett
         # The sample maps the demo organisation's groups: only meaningful in demo mode.
         clients_path = SAMPLE_CLIENTS_FILE if base.demo_mode else None
 
-    backend = _choice(env, "JIBBLE_EMAIL_BACKEND", ("none", "smtp", "resend"), "none")
+    backend = choice_setting(env, "JIBBLE_EMAIL_BACKEND", ("none", "smtp", "resend"), "none")
     smtp_host = env.get("SMTP_HOST") or None
     if backend == "smtp" and not smtp_host:
         raise ConfigurationError("JIBBLE_EMAIL_BACKEND=smtp needs SMTP_HOST.")
@@ -115,20 +98,7 @@ def load_digest_settings(environ: Mapping[str, str] | None = None) -> DigestSett
     except ValueError as exc:
         raise ConfigurationError(f"SMTP_PORT must be a number, got {port_text!r}.") from exc
 
-    timezone = env.get("JIBBLE_DIGEST_TIMEZONE") or "UTC"
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigurationError(
-            f"JIBBLE_DIGEST_TIMEZONE must be an IANA time zone like Asia/Manila, got {timezone!r}."
-        ) from exc
-    send_at_text = env.get("JIBBLE_DIGEST_SEND_AT") or DEFAULT_SEND_AT.strftime("%H:%M")
-    match = _SEND_AT.match(send_at_text.strip())
-    if not match or int(match[1]) > 23 or int(match[2]) > 59:
-        raise ConfigurationError(
-            f"JIBBLE_DIGEST_SEND_AT must be a time like 07:00, got {send_at_text!r}."
-        )
-    dry_run = _flag(env, "JIBBLE_DIGEST_DRY_RUN")
+    dry_run = flag_setting(env, "JIBBLE_DIGEST_DRY_RUN")
     reports_dir = env.get("JIBBLE_REPORTS_DIR")
     return DigestSettings(
         source=source,  # type: ignore[arg-type]
@@ -141,15 +111,15 @@ def load_digest_settings(environ: Mapping[str, str] | None = None) -> DigestSett
         email_backend=backend,  # type: ignore[arg-type]
         smtp_host=smtp_host,
         smtp_port=smtp_port,
-        smtp_security=_choice(env, "SMTP_SECURITY", ("starttls", "ssl", "none"), "starttls"),  # type: ignore[arg-type]
+        smtp_security=choice_setting(env, "SMTP_SECURITY", ("starttls", "ssl", "none"), "starttls"),  # type: ignore[arg-type]
         smtp_username=env.get("SMTP_USERNAME") or None,
         smtp_password_set=bool(env.get("SMTP_PASSWORD")),
         resend_api_key_set=resend_key_set,
         resend_url=(env.get("RESEND_API_URL") or DEFAULT_RESEND_URL).rstrip("/"),
         from_address=from_address or DEFAULT_FROM,
         reply_to=env.get("JIBBLE_DIGEST_REPLY_TO") or None,
-        timezone=timezone,
-        send_at=time(int(match[1]), int(match[2])),
+        timezone=zone_setting(env, "JIBBLE_DIGEST_TIMEZONE", "UTC"),
+        send_at=clock_setting(env, "JIBBLE_DIGEST_SEND_AT", DEFAULT_SEND_AT),
         dry_run=backend == "none" or bool(dry_run),
         reports_dir=Path(reports_dir).expanduser() if reports_dir else base.home / "reports",
     )

@@ -56,13 +56,20 @@ def open_session(
     log: logging.Logger | Any | None = None,
     share: Callable[[], int] | None = None,
     prepare: Callable[[httpx.Request], None] | None = None,
+    label: str | None = None,
 ) -> ApiSession:
     """A session with the API ``api`` (the key of its process-wide pacer, e.g.
     ``jibble:<client id>``: sessions with the same key share one set of limits).
-    ``prepare`` sees each request just before it is sent (see ``ResilientTransport``)."""
+    ``prepare`` sees each request just before it is sent, ``label`` names the requests in
+    logs and errors instead of their path (see ``ResilientTransport``)."""
     stats = RequestStats()
     transport = ResilientTransport(
-        pacer_for(api, pacing, share), retry, stats=stats, log=log, prepare=prepare
+        pacer_for(api, pacing, share),
+        retry,
+        stats=stats,
+        log=log,
+        prepare=prepare,
+        label=label,
     )
     http = httpx.Client(
         transport=transport,

@@ -167,10 +167,14 @@ class ResilientTransport(httpx.BaseTransport):
         log: logging.Logger | Any | None = None,
         inner: httpx.BaseTransport | None = None,
         prepare: Callable[[httpx.Request], None] | None = None,
+        label: str | None = None,
     ):
         """``prepare``: called on each attempt once it has its slot, just before it is sent
-        (e.g. to set a bearer token that is still valid however long the wait was)."""
+        (e.g. to set a bearer token that is still valid however long the wait was).
+        ``label``: names the requests in logs and errors instead of their path (a webhook's
+        path is its secret)."""
         self.pacer = pacer
+        self._label = label
         self._prepare = prepare
         self.policy = policy
         self.budget = FaultBudget(policy)
@@ -182,7 +186,7 @@ class ResilientTransport(httpx.BaseTransport):
         self._stats_lock = threading.Lock()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        what = f"{request.method} {request.url.path}"
+        what = f"{request.method} {self._label or request.url.path}"
         state = _Request(what, self.policy, self.budget)
         retrying = Retrying(
             retry=retry_if_exception_type((_Fault, _RateLimited)),

@@ -1,12 +1,14 @@
-"""The ``sent_digests`` log: which client got which week's digest, and what failed.
+"""Send logs: which client got which week's digest (``sent_digests``), which recipient got
+which day's operations alert (``sent_alerts``), and what failed.
 
-It makes sending idempotent. Before sending, one statement *claims* the (week, client) rows
-to send: a row already ``sent`` is left alone unless the send is forced, and a row another
-run claimed (``sending``) less than ``stale_after`` ago is left to that run. Only the claimed
-rows are sent. Outcomes are recorded in batches, each one set-based statement, only on rows
-this run still holds. A run that dies between sending and recording leaves ``sending`` rows;
-once stale they are claimed again (at-least-once; the Resend idempotency key and the stable
-per-week key make a duplicate unlikely there). The log is never deleted or replaced.
+A log makes sending idempotent. Its key is (period, recipient): the table's primary key.
+Before sending, one statement *claims* the rows to send: a row already ``sent`` is left
+alone unless the send is forced, and a row another run claimed (``sending``) less than
+``stale_after`` ago is left to that run. Only the claimed rows are sent. Outcomes are
+recorded in batches, each one set-based statement, only on rows this run still holds. A run
+that dies between sending and recording leaves ``sending`` rows; once stale they are claimed
+again (at-least-once; the Resend idempotency key and the stable per-period key make a
+duplicate unlikely there). The log is never deleted or replaced.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from jibble_pipeline.schema import SENT_DIGESTS
+from jibble_pipeline.schema import SENT_DIGESTS, Table
 from jibble_pipeline.warehouse.store import Warehouse
 
 STALE_CLAIM = timedelta(minutes=30)
@@ -28,16 +30,16 @@ STALE_CLAIM = timedelta(minutes=30)
 
 @dataclass(frozen=True)
 class Claim:
-    week_start: date
-    client_email: str
+    period: date  # the digest's week, the alert's day
+    recipient: str
     subject: str
-    digest_sha256: str
+    sha256: str  # of the content sent
 
 
 @dataclass(frozen=True)
 class Outcome:
-    week_start: date
-    client_email: str
+    period: date
+    recipient: str
     status: str  # "sent" or "failed"
     attempts: int
     message_id: str | None
@@ -46,19 +48,19 @@ class Outcome:
 
 
 CLAIM = """
-INSERT INTO {log} AS s (week_start, client_email, status, attempts, send_count, subject,
-                        digest_sha256, first_attempt_at, claimed_at, run_id)
-SELECT w, e, 'sending', 0, 0, subj, sha, %(now)s, %(now)s, %(run)s
-FROM unnest(%(week_start)s::date[], %(client_email)s::text[], %(subject)s::text[],
-            %(digest_sha256)s::text[])
-     AS incoming(w, e, subj, sha)
-ON CONFLICT (week_start, client_email) DO UPDATE
+INSERT INTO {log} AS s ({period}, {recipient}, status, attempts, send_count, subject,
+                        {sha}, first_attempt_at, claimed_at, run_id)
+SELECT p, r, 'sending', 0, 0, subj, sha, %(now)s, %(now)s, %(run)s
+FROM unnest(%(period)s::date[], %(recipient)s::text[], %(subject)s::text[],
+            %(sha256)s::text[])
+     AS incoming(p, r, subj, sha)
+ON CONFLICT ({period}, {recipient}) DO UPDATE
 SET status = 'sending', claimed_at = excluded.claimed_at, run_id = excluded.run_id,
-    subject = excluded.subject, digest_sha256 = excluded.digest_sha256,
+    subject = excluded.subject, {sha} = excluded.{sha},
     first_attempt_at = coalesce(s.first_attempt_at, excluded.first_attempt_at)
 WHERE (s.status <> 'sent' OR %(force)s)
   AND (s.status <> 'sending' OR s.claimed_at < %(stale)s)
-RETURNING week_start, client_email
+RETURNING {period}, {recipient}
 """
 
 RECORD = """
@@ -71,10 +73,10 @@ SET status = o.status,
     last_error = o.error,
     last_attempt_at = o.at,
     sent_at = CASE WHEN o.status = 'sent' THEN o.at ELSE s.sent_at END
-FROM unnest(%(week_start)s::date[], %(client_email)s::text[], %(status)s::text[],
+FROM unnest(%(period)s::date[], %(recipient)s::text[], %(status)s::text[],
             %(attempts)s::int[], %(message_id)s::text[], %(error)s::text[], %(at)s::timestamptz[])
-     AS o(week_start, client_email, status, attempts, message_id, error, at)
-WHERE s.week_start = o.week_start AND s.client_email = o.client_email AND s.run_id = %(run)s
+     AS o(period, recipient, status, attempts, message_id, error, at)
+WHERE s.{period} = o.period AND s.{recipient} = o.recipient AND s.run_id = %(run)s
 """
 
 
@@ -85,18 +87,38 @@ def _arrays(rows: Sequence[Claim] | Sequence[Outcome]) -> dict[str, list]:
 
 
 class SentLog:
-    def __init__(self, warehouse: Warehouse):
+    """The log in ``table``: its primary key is (period, recipient), one column holds the
+    SHA-256 of what was sent (``*_sha256``)."""
+
+    def __init__(self, warehouse: Warehouse, table: Table = SENT_DIGESTS):
         self.warehouse = warehouse
+        self.table = table
+        period, recipient = table.primary_key
+        sha = next(c for c in table.columns if c.endswith("_sha256"))
+        self._columns = {
+            name: sql.Identifier(column)
+            for name, column in (("period", period), ("recipient", recipient), ("sha", sha))
+        }
+
+    @property
+    def period_column(self) -> str:
+        return self.table.primary_key[0]
+
+    @property
+    def recipient_column(self) -> str:
+        return self.table.primary_key[1]
 
     @contextmanager
     def _execute(self, statement: str, params: Mapping[str, object]) -> Iterator[psycopg.Cursor]:
         """Runs one statement on the log in a transaction of its own, holding the same
         transactional lock any write of the table takes (``Warehouse.write``)."""
-        query = sql.SQL(statement).format(log=self.warehouse.identifier(SENT_DIGESTS.name))
+        query = sql.SQL(statement).format(
+            log=self.warehouse.identifier(self.table.name), **self._columns
+        )
         with self.warehouse.connection() as conn, conn.cursor() as cursor:
             cursor.execute(
                 "SELECT pg_advisory_xact_lock(hashtext(%s))",
-                (f"{self.warehouse.schema}.{SENT_DIGESTS.name}",),
+                (f"{self.warehouse.schema}.{self.table.name}",),
             )
             cursor.execute(query, params)
             yield cursor
@@ -110,12 +132,12 @@ class SentLog:
         force: bool = False,
         stale_after: timedelta = STALE_CLAIM,
     ) -> set[tuple[date, str]]:
-        """Claims the rows to send now; returns the (week, email) pairs this run holds."""
+        """Claims the rows to send now; returns the (period, recipient) pairs this run holds."""
         if not claims:
             return set()
         params = {"now": now, "run": run_id, "force": force, "stale": now - stale_after}
         with self._execute(CLAIM, {**_arrays(claims), **params}) as cursor:
-            return {(week, email) for week, email in cursor.fetchall()}
+            return {(period, recipient) for period, recipient in cursor.fetchall()}
 
     def record(self, outcomes: Sequence[Outcome], run_id: str, backend: str) -> int:
         """Records a batch of outcomes in one statement; returns the rows updated."""
@@ -126,9 +148,9 @@ class SentLog:
             return cursor.rowcount
 
     def rows(self, first: date, last: date) -> pd.DataFrame:
-        """The log of weeks ``first``..``last`` (inclusive)."""
+        """The log of periods ``first``..``last`` (inclusive)."""
         query = sql.SQL(
-            "SELECT * FROM {log} WHERE week_start BETWEEN %(first)s AND %(last)s"
-            " ORDER BY week_start, client_email"
-        ).format(log=self.warehouse.identifier(SENT_DIGESTS.name))
+            "SELECT * FROM {log} WHERE {period} BETWEEN %(first)s AND %(last)s"
+            " ORDER BY {period}, {recipient}"
+        ).format(log=self.warehouse.identifier(self.table.name), **self._columns)
         return self.warehouse.query_frame(query, {"first": first, "last": last})

@@ -1,0 +1,76 @@
+"""Yesterday's problems, read from the warehouse in one set-based statement.
+
+One row per problem of a work date: sessions still open or with no clock-out (forgot to
+clock out), automatic clock-outs, Out punches with no open session (orphans), entries in
+quarantine, and, on a working day, agents of a client group who tracked nothing. Each row
+carries the client group it belongs to: the session's group (the agent's group when it
+started), else the agent's current group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+import pandas as pd
+from psycopg import sql
+
+from jibble_pipeline.warehouse.store import Warehouse
+
+PROBLEM_KINDS = ("open", "incomplete", "auto_out", "orphan_out", "quarantined", "no_tracking")
+# Jibble's people statuses of someone who works now (null: not sent, counted as working).
+WORKING_STATUSES = ("joined", "active")
+
+PROBLEMS = """
+SELECT s.status AS problem, s.person_id, s.group_id, s.activity_id, s.kind,
+       s.start_local AS local_time, s.offset_minutes, NULL::text AS detail, 1 AS entries
+FROM {sessions} s
+WHERE s.belongs_to_date = %(day)s AND s.status IN ('open', 'incomplete')
+UNION ALL
+SELECT 'auto_out', s.person_id, s.group_id, s.activity_id, s.kind, s.end_local,
+       s.offset_minutes, NULL, 1
+FROM {sessions} s
+WHERE s.belongs_to_date = %(day)s AND s.auto_out
+UNION ALL
+SELECT 'orphan_out', a.person_id, a.group_id, NULL, NULL, NULL, NULL, NULL,
+       a.orphan_out_count
+FROM {attendance} a
+WHERE a.belongs_to_date = %(day)s AND a.orphan_out_count > 0
+UNION ALL
+SELECT 'quarantined', q.raw_payload ->> 'personId', g.group_id, NULL, NULL, NULL, NULL,
+       q.reason, 1
+FROM {quarantine} q LEFT JOIN {agents} g ON g.person_id = q.raw_payload ->> 'personId'
+WHERE q.partition_date = %(day)s
+UNION ALL
+SELECT 'no_tracking', g.person_id, g.group_id, NULL, NULL, NULL, NULL, NULL, 0
+FROM {agents} g
+WHERE %(working_day)s AND g.group_id IS NOT NULL AND g.removed_at IS NULL
+  AND (g.status IS NULL OR lower(g.status) = ANY(%(working_statuses)s))
+  AND (g.created_at IS NULL OR g.created_at::date <= %(day)s)
+  AND NOT EXISTS (SELECT 1 FROM {attendance} a
+                  WHERE a.person_id = g.person_id AND a.belongs_to_date = %(day)s)
+"""
+
+
+def is_working_day(day: date, working_days: Sequence[int]) -> bool:
+    """``working_days`` are ISO weekday numbers (Monday = 1)."""
+    return day.isoweekday() in working_days
+
+
+def load_problems(warehouse: Warehouse, day: date, working_days: Sequence[int]) -> pd.DataFrame:
+    """The problems of work date ``day`` (columns of ``PROBLEMS``)."""
+    tables = {
+        "sessions": "sessions",
+        "attendance": "daily_attendance",
+        "quarantine": "quarantined_entries",
+        "agents": "agents",
+    }
+    query = sql.SQL(PROBLEMS).format(
+        **{key: warehouse.identifier(table) for key, table in tables.items()}
+    )
+    params = {
+        "day": day,
+        "working_day": is_working_day(day, working_days),
+        "working_statuses": list(WORKING_STATUSES),
+    }
+    return warehouse.query_frame(query, params)

@@ -1,0 +1,105 @@
+"""The alert's Dagster resource: who gets it (emails, a webhook), when a day counts as a
+working day, and whether empty days or anything at all is sent. Emails go through the
+digests' ``EmailResource``; the webhook URL arrives as ``dg.EnvVar`` (a secret)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+import dagster as dg
+
+from jibble_pipeline.alerts.settings import AlertSettings
+from jibble_pipeline.alerts.webhook import WebhookSender
+from jibble_pipeline.digest.email import EmailSender
+from jibble_pipeline.digest.resources import EmailResource
+from jibble_pipeline.digest.sending import Channel
+from jibble_pipeline.transport import RetryPolicy
+
+DRY_RUN_REASON = "JIBBLE_ALERT_DRY_RUN (on by default in demo mode)"
+
+
+@dataclass(frozen=True)
+class WebhookChannel:
+    """The webhook as a ``Channel`` of the send log."""
+
+    url: str
+    kind: Literal["slack", "teams"]
+    max_attempts: int = 1  # the transport retries faults itself
+    retry_delay_seconds: float = 1.0
+    timeout_seconds: float = 30.0
+    retry: RetryPolicy | None = None
+
+    @property
+    def backend(self) -> str:
+        return self.kind
+
+    @property
+    def secrets(self) -> list[str | None]:
+        return [self.url]
+
+    @contextmanager
+    def open_sender(self) -> Iterator[EmailSender]:
+        with WebhookSender(
+            self.url, self.kind, timeout_seconds=self.timeout_seconds, retry=self.retry
+        ) as sender:
+            yield sender
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where the alert goes through one channel, or why it does not (``dry_run_reason``)."""
+
+    channel: Channel
+    recipients: list[str]
+    dry_run_reason: str | None
+
+
+class AlertResource(dg.ConfigurableResource):
+    """The daily operations alert's recipients and rules (``alerts.settings``)."""
+
+    emails: list[str] = []
+    webhook_url: str | None = None
+    webhook_format: Literal["slack", "teams"] = "slack"
+    working_days: list[int] = [1, 2, 3, 4, 5]
+    send_empty: bool = False
+    dry_run: bool = True
+    webhook_timeout_seconds: float = 30.0
+    webhook_max_attempts: int = 4
+
+    @property
+    def webhook_recipient(self) -> str:
+        return f"webhook:{self.webhook_format}"
+
+    def routes(self, email: EmailResource) -> list[Route]:
+        """Each configured channel with its recipients: none configured, no route."""
+        dry = DRY_RUN_REASON if self.dry_run else None
+        routes = []
+        if self.emails:
+            no_backend = None if email.backend != "none" else email.dry_run_reason
+            routes.append(Route(email, list(self.emails), dry or no_backend))
+        if self.webhook_url:
+            retry = RetryPolicy(max_attempts=self.webhook_max_attempts, initial_wait_seconds=1.0)
+            webhook = WebhookChannel(
+                self.webhook_url,
+                self.webhook_format,
+                timeout_seconds=self.webhook_timeout_seconds,
+                retry=retry,
+            )
+            routes.append(Route(webhook, [self.webhook_recipient], dry))
+        return routes
+
+
+def build_alert_resources(settings: AlertSettings) -> dict[str, object]:
+    return {
+        "alerts": AlertResource(
+            emails=list(settings.emails),
+            webhook_url=dg.EnvVar("JIBBLE_ALERT_WEBHOOK_URL") if settings.webhook_url_set else None,
+            webhook_format=settings.webhook_format,
+            working_days=list(settings.working_days),
+            send_empty=settings.send_empty,
+            dry_run=settings.dry_run,
+        )
+    }
