@@ -89,9 +89,9 @@ def report_rows(
         if grouping is not None and grouping not in GROUPINGS:
             raise ReportError(f"groupBy must be one of {', '.join(GROUPINGS)}, got {grouping!r}")
     groups: dict[Any, list[Tracked]] = defaultdict(list)
-    for row in tracked:
-        groups[_key(row, group_by)].append(row)
-    rows = []
+    for tracked_row in tracked:
+        groups[_key(tracked_row, group_by)].append(tracked_row)
+    rows: list[dict[str, Any]] = []
     for key in sorted(groups, key=lambda k: (k is None, str(k) if k is not None else "")):
         members = groups[key]
         row = _row(group_by, key, sum(m[3] for m in members), names)
