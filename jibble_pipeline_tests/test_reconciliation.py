@@ -14,6 +14,7 @@ import pytest
 from jibble_pipeline.jibble.client import JibbleClient
 from jibble_pipeline.jibble.reports import ReportUnavailable, parse_duration_seconds
 from jibble_pipeline.rules.reconciliation import NO_KNOWN_CAUSE, compare, late_edit_counts
+from jibble_pipeline.settings import ConfigurationError, load_settings
 from jibble_pipeline.simulator import FaultPlan, JibbleSimulator, SyntheticOrganisation
 from jibble_pipeline.simulator.reports import duration_text, tracked_time
 from jibble_pipeline_tests.pipeline_harness import Pipeline, PipelineSetup
@@ -199,3 +200,20 @@ def test_compare_flags_beyond_the_tolerance_and_names_each_cause():
     assert (compared.loc["p3", "agent"], compared.loc["p3", "group"]) == ("p3", "Cobalt")
     assert compared.loc["p3", "difference_seconds"] == 600
     assert compared.loc["p3", "causes"].startswith("1 entry changed at Jibble")
+
+
+def test_the_settings_name_the_reports_host_and_the_tolerance():
+    defaults = load_settings({})
+    assert defaults.time_attendance_url == "https://time-attendance.prod.jibble.io"
+    assert defaults.reconcile_tolerance_seconds == 60.0
+    chosen = load_settings({"JIBBLE_TIME_ATTENDANCE_URL": "http://127.0.0.1:9/",
+                            "JIBBLE_RECONCILE_TOLERANCE_SECONDS": "300"})  # fmt: skip
+    assert (chosen.time_attendance_url, chosen.reconcile_tolerance_seconds) == (
+        "http://127.0.0.1:9",
+        300.0,
+    )
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings({"JIBBLE_RECONCILE_TOLERANCE_SECONDS": "a minute"})
+    assert str(refused.value) == (
+        "JIBBLE_RECONCILE_TOLERANCE_SECONDS must be a number of at least 0, got 'a minute'."
+    )
