@@ -47,6 +47,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "max_requests_per_second": settings.max_requests_per_second,
         "max_wait_seconds": settings.max_wait_seconds,
         "api_runs": settings.api_runs,
+        "reconcile_tolerance_seconds": settings.reconcile_tolerance_seconds,
     }
     if settings.demo_mode:
         jibble: JibbleResource = DemoJibbleResource(
@@ -59,6 +60,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
             identity_url=settings.identity_url,
             workspace_url=settings.workspace_url,
             time_tracking_url=settings.time_tracking_url,
+            time_attendance_url=settings.time_attendance_url,
             **limits,
         )
     return pipeline_resources(

@@ -47,5 +47,6 @@ def server_jibble(server: JibbleServer, **options: Any) -> JibbleResource:
         identity_url=server.url,
         workspace_url=server.url,
         time_tracking_url=server.url,
+        time_attendance_url=server.url,
         **options,
     )

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 PRODUCTION_IDENTITY_URL = "https://identity.prod.jibble.io"
 PRODUCTION_WORKSPACE_URL = "https://workspace.prod.jibble.io"
 PRODUCTION_TIME_TRACKING_URL = "https://time-tracking.prod.jibble.io"
+PRODUCTION_TIME_ATTENDANCE_URL = "https://time-attendance.prod.jibble.io"  # Jibble's own totals
 
 # First daily partition unless JIBBLE_PARTITIONS_START says otherwise.
 DEFAULT_PARTITIONS_START = date(2025, 1, 1)
@@ -43,6 +44,8 @@ class Settings:
     max_requests_per_second: float | None = None
     max_wait_seconds: float = 900.0
     api_runs: int = 2
+    time_attendance_url: str = PRODUCTION_TIME_ATTENDANCE_URL
+    reconcile_tolerance_seconds: float = 60.0
 
     @property
     def demo_mode(self) -> bool:
@@ -82,6 +85,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     rate = _number(env, "JIBBLE_MAX_REQUESTS_PER_SECOND", 0.0, float, minimum=0)
     max_wait = _number(env, "JIBBLE_MAX_WAIT_SECONDS", 900.0, float, minimum=1)
     api_runs = _number(env, "JIBBLE_API_RUNS", 2, int, minimum=1)
+    tolerance = _number(env, "JIBBLE_RECONCILE_TOLERANCE_SECONDS", 60.0, float, minimum=0)
     if partitions_start > latest_work_date():
         raise ConfigurationError(
             f"JIBBLE_PARTITIONS_START is {partitions_start}, in the future: the first work "
@@ -111,6 +115,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         time_tracking_url=(
             env.get("JIBBLE_TIME_TRACKING_URL") or PRODUCTION_TIME_TRACKING_URL
         ).rstrip("/"),
+        time_attendance_url=(
+            env.get("JIBBLE_TIME_ATTENDANCE_URL") or PRODUCTION_TIME_ATTENDANCE_URL
+        ).rstrip("/"),
         database_url=database_url,
         db_schema=env.get("JIBBLE_DB_SCHEMA") or "jibble",
         partitions_start=partitions_start,
@@ -119,6 +126,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_requests_per_second=rate or None,
         max_wait_seconds=max_wait,
         api_runs=api_runs,
+        reconcile_tolerance_seconds=tolerance,
     )
 
 

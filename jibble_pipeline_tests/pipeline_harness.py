@@ -119,6 +119,7 @@ def cli_environment(
         JIBBLE_IDENTITY_URL=simulator.url,
         JIBBLE_WORKSPACE_URL=simulator.url,
         JIBBLE_TIME_TRACKING_URL=simulator.url,
+        JIBBLE_TIME_ATTENDANCE_URL=simulator.url,
         JIBBLE_DATABASE_URL=database_url,
         JIBBLE_DB_SCHEMA=schema,
         PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",

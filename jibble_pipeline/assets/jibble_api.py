@@ -14,7 +14,9 @@ from jibble_pipeline.warehouse.resource import WarehouseResource
 
 @contextmanager
 def jibble_session(
-    context: dg.AssetExecutionContext, jibble: JibbleResource, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
+    jibble: JibbleResource,
+    warehouse: WarehouseResource,
 ) -> Iterator[JibbleClient]:
     with (
         warehouse.api_slot("jibble", jibble.api_runs, jibble.max_wait_seconds) as share,

@@ -23,6 +23,8 @@ import orjson
 
 from jibble_pipeline.jibble.odata import all_of, at_or_after, before, between_dates
 from jibble_pipeline.jibble.paging import Collection, PageReader, PagingError
+from jibble_pipeline.jibble.reports import ReportUnavailable, tracked_seconds_by_member
+from jibble_pipeline.settings import PRODUCTION_TIME_ATTENDANCE_URL
 from jibble_pipeline.transport import (
     ApiSession,
     Pacing,
@@ -36,12 +38,22 @@ PEOPLE_PATH = "/v1/People"
 GROUPS_PATH = "/v1/Groups"
 ACTIVITIES_PATH = "/v1/Activities"
 TIME_ENTRIES_PATH = "/v1/TimeEntries"
+TRACKED_TIME_REPORT_PATH = "/v1/TrackedTimeReport"
 ENTRY_ORDER = "createdAt asc,id asc"  # stable under new entries: they sort last
 WORKSPACE_ORDER = "id asc"
 
 
 class JibbleError(RuntimeError):
     """The Jibble API answered in a way the pipeline cannot use; the message says what."""
+
+
+class JibbleStatusError(JibbleError):
+    """Jibble answered an HTTP error status; ``code`` is the OData error code when it sent one."""
+
+    def __init__(self, message: str, status: int, code: str | None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
 
 
 class JibbleAuthError(JibbleError):
@@ -83,6 +95,7 @@ class JibbleClient:
         identity_url: str,
         workspace_url: str,
         time_tracking_url: str,
+        time_attendance_url: str = PRODUCTION_TIME_ATTENDANCE_URL,
         page_size: int = 1000,
         timeout_seconds: float = 30.0,
         pacing: Pacing | None = None,
@@ -98,6 +111,7 @@ class JibbleClient:
         self.identity_url = identity_url.rstrip("/")
         self.workspace_url = workspace_url.rstrip("/")
         self.time_tracking_url = time_tracking_url.rstrip("/")
+        self.time_attendance_url = time_attendance_url.rstrip("/")
         self.pacing = pacing or Pacing()
         self.log = log or logging.getLogger(__name__)
         retry = retry or RetryPolicy()
@@ -105,6 +119,17 @@ class JibbleClient:
         # a request waited for its turn, it goes with a valid token.
         self._session = open_session(
             f"jibble:{client_id}",
+            pacing=self.pacing,
+            retry=retry,
+            timeout_seconds=timeout_seconds,
+            headers={"Accept": "application/json"},
+            log=self.log,
+            share=share,
+            prepare=self._authorise,
+        )
+        # Jibble's own totals live on another host, with limits of their own; same token.
+        self._attendance = open_session(
+            f"jibble-time-attendance:{client_id}",
             pacing=self.pacing,
             retry=retry,
             timeout_seconds=timeout_seconds,
@@ -124,6 +149,9 @@ class JibbleClient:
         self._reader = PageReader(
             self._get_json, page_size=page_size, concurrency=self.pacing.concurrency
         )
+        self._attendance_reader = PageReader(
+            self._get_attendance_json, page_size=page_size, concurrency=1
+        )
         self._token: _Token | None = None
         self._token_lock = threading.Lock()
         self._counts_lock = threading.Lock()
@@ -137,20 +165,22 @@ class JibbleClient:
 
     def close(self) -> None:
         self._session.close()
+        self._attendance.close()
         self._identity.close()
 
     @property
     def stats(self) -> ClientStats:
         api, identity = self._session.stats, self._identity.stats
+        attendance = self._attendance.stats
         return ClientStats(
-            requests=api.requests + identity.requests,
+            requests=api.requests + identity.requests + attendance.requests,
             pages=self._pages,
             rows=self._rows,
-            retries=api.retries + identity.retries,
-            faults=api.faults + identity.faults,
-            rate_limited=api.rate_limited + identity.rate_limited,
+            retries=api.retries + identity.retries + attendance.retries,
+            faults=api.faults + identity.faults + attendance.faults,
+            rate_limited=api.rate_limited + identity.rate_limited + attendance.rate_limited,
             token_refreshes=self._token_refreshes,
-            waited_seconds=api.waited_seconds,
+            waited_seconds=api.waited_seconds + attendance.waited_seconds,
         )
 
     # ------------------------------------------------------------------ collections
@@ -201,23 +231,66 @@ class JibbleClient:
         query = {"$filter": all_of(*conditions), "$orderby": ENTRY_ORDER}
         return self._read_all(self.time_tracking_url, TIME_ENTRIES_PATH, query)
 
-    def _read_all(self, base_url: str, path: str, query: Mapping[str, str]) -> list[dict]:
+    def tracked_time_by_member(
+        self, first: date, last: date
+    ) -> dict[str, float] | ReportUnavailable:
+        """Jibble's own tracked seconds per person id for the work dates [first, last]
+        (``TrackedTimeReport``, ``groupBy=Member``), or why this tenant cannot have them."""
+        query = {"from": first.isoformat(), "to": last.isoformat(), "groupBy": "Member"}
         try:
-            return self._reader.read_all(Collection(f"{base_url}{path}", path, query))
+            rows = self._read_all(
+                self.time_attendance_url, TRACKED_TIME_REPORT_PATH, query, self._attendance_reader
+            )
+        except JibbleStatusError as error:
+            if error.status == 402:
+                return ReportUnavailable(
+                    "not available: the Jibble plan does not include TrackedTimeReport "
+                    f"(402 {error.code or 'payment required'})",
+                    402,
+                )
+            if error.status == 404:
+                return ReportUnavailable(
+                    "not available: this Jibble tenant has no TrackedTimeReport (404 at "
+                    f"{self.time_attendance_url}; see JIBBLE_TIME_ATTENDANCE_URL)",
+                    404,
+                )
+            raise
+        try:
+            return tracked_seconds_by_member(rows)
+        except ValueError as error:
+            raise JibbleError(f"GET {TRACKED_TIME_REPORT_PATH}: {error}") from None
+
+    def _read_all(
+        self,
+        base_url: str,
+        path: str,
+        query: Mapping[str, str],
+        reader: PageReader | None = None,
+    ) -> list[dict]:
+        try:
+            return (reader or self._reader).read_all(Collection(f"{base_url}{path}", path, query))
         except PagingError as error:
             raise JibbleError(str(error)) from None
 
     # --------------------------------------------------------------------- requests
 
     def _get_json(self, url: str, params: Mapping[str, Any] | None, path: str) -> dict:
-        response = self._send_authorised(url, params, path)
+        response = self._send_authorised(self._session, url, params, path)
+        return self._json_body(response, path)
+
+    def _get_attendance_json(self, url: str, params: Mapping[str, Any] | None, path: str) -> dict:
+        response = self._send_authorised(self._attendance, url, params, path)
+        return self._json_body(response, path)
+
+    def _json_body(self, response: httpx.Response, path: str) -> dict:
         try:
             body = orjson.loads(response.content)  # pages of entries: the bulk of a run
         except orjson.JSONDecodeError:
             kind = response.headers.get("Content-Type", "no content type").split(";")[0]
             raise JibbleError(
                 f"GET {path}: the answer is not JSON ({kind}); check the Jibble URL settings "
-                "(JIBBLE_IDENTITY_URL, JIBBLE_WORKSPACE_URL, JIBBLE_TIME_TRACKING_URL)"
+                "(JIBBLE_IDENTITY_URL, JIBBLE_WORKSPACE_URL, JIBBLE_TIME_TRACKING_URL, "
+                "JIBBLE_TIME_ATTENDANCE_URL)"
             ) from None
         if not isinstance(body, dict):
             raise JibbleError(f"GET {path}: the answer is not a JSON object")
@@ -228,13 +301,13 @@ class JibbleClient:
         return body
 
     def _send_authorised(
-        self, url: str, params: Mapping[str, Any] | None, path: str
+        self, session: ApiSession, url: str, params: Mapping[str, Any] | None, path: str
     ) -> httpx.Response:
         """One GET with a valid token; a 401 refreshes the token and tries once more."""
-        response = self._send(self._session, "GET", url, params=params)
+        response = self._send(session, "GET", url, params=params)
         if response.status_code == 401:
             self._drop_token(_token_of(response.request))
-            response = self._send(self._session, "GET", url, params=params)
+            response = self._send(session, "GET", url, params=params)
             if response.status_code == 401:
                 raise JibbleAuthError(
                     f"GET {path}: Jibble refused a freshly issued access token (401). "
@@ -304,7 +377,20 @@ def _raise_for_status(response: httpx.Response, what: str) -> None:
     if status < 400:
         return
     detail = response.text[:200].strip()
-    raise JibbleError(f"{what}: Jibble answered {status}" + (f": {detail}" if detail else ""))
+    message = f"{what}: Jibble answered {status}" + (f": {detail}" if detail else "")
+    raise JibbleStatusError(message, status, _error_code(response))
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    """The OData error's ``code`` (``{"error": {"code": ...}}``), or a plain ``error`` text."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        error = error.get("code")
+    return error if isinstance(error, str) else None
 
 
 def _oauth_error(response: httpx.Response) -> str:

@@ -14,6 +14,7 @@ import dagster as dg
 from jibble_pipeline.jibble.client import JibbleClient
 from jibble_pipeline.settings import (
     PRODUCTION_IDENTITY_URL,
+    PRODUCTION_TIME_ATTENDANCE_URL,
     PRODUCTION_TIME_TRACKING_URL,
     PRODUCTION_WORKSPACE_URL,
 )
@@ -28,6 +29,7 @@ class JibbleResource(dg.ConfigurableResource):
     identity_url: str = PRODUCTION_IDENTITY_URL
     workspace_url: str = PRODUCTION_WORKSPACE_URL
     time_tracking_url: str = PRODUCTION_TIME_TRACKING_URL
+    time_attendance_url: str = PRODUCTION_TIME_ATTENDANCE_URL  # Jibble's own totals
     page_size: int = 1000
     concurrency: int = 8
     max_requests_per_second: float | None = None
@@ -35,6 +37,8 @@ class JibbleResource(dg.ConfigurableResource):
     max_attempts: int = 8
     max_wait_seconds: float = 900.0
     api_runs: int = 2  # steps calling Jibble at once, across runs (see warehouse.api_slots)
+    # Seconds an agent-week may differ from Jibble's own total (check hours_match_jibble).
+    reconcile_tolerance_seconds: float = 60.0
 
     @contextmanager
     def get_client(
@@ -42,7 +46,12 @@ class JibbleResource(dg.ConfigurableResource):
     ) -> Iterator[JibbleClient]:
         """A session; ``share`` counts the runs using the API now: each paces itself at its
         share of the limits."""
-        urls = (self.identity_url, self.workspace_url, self.time_tracking_url)
+        urls = (
+            self.identity_url,
+            self.workspace_url,
+            self.time_tracking_url,
+            self.time_attendance_url,
+        )
         with self.client_for(self.client_id or "", self.client_secret or "", urls, log, share) as c:
             yield c
 
@@ -50,7 +59,7 @@ class JibbleResource(dg.ConfigurableResource):
         self,
         client_id: str,
         client_secret: str,
-        urls: tuple[str, str, str],
+        urls: tuple[str, str, str, str],
         log: Any | None,
         share: Callable[[], int] | None,
     ) -> JibbleClient:
@@ -61,6 +70,7 @@ class JibbleResource(dg.ConfigurableResource):
             identity_url=urls[0],
             workspace_url=urls[1],
             time_tracking_url=urls[2],
+            time_attendance_url=urls[3],
             page_size=self.page_size,
             timeout_seconds=self.timeout_seconds,
             pacing=Pacing(

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from jibble_pipeline.settings import DEFAULT_PARTITIONS_START
 from jibble_pipeline.simulator import FaultPlan, JibbleSimulator, SyntheticOrganisation
+from jibble_pipeline.simulator.reports import REPORT_AVAILABILITY
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -55,6 +56,12 @@ def main(argv: list[str] | None = None) -> None:
         "--drop-rate", type=float, default=0.0, help="fraction of connections dropped"
     )
     parser.add_argument("--fault-seed", type=int, default=0, help="seeds the random faults")
+    parser.add_argument(
+        "--reports",
+        choices=REPORT_AVAILABILITY,
+        default="available",
+        help="TrackedTimeReport: served, refused by the plan (402) or missing (404)",
+    )
     args = parser.parse_args(argv)
     try:
         faults = FaultPlan(
@@ -84,6 +91,7 @@ def main(argv: list[str] | None = None) -> None:
         client_id=args.client_id,
         client_secret=args.client_secret,
         port=args.port,
+        reports=args.reports,
     )
     with simulator:
         print(
@@ -99,7 +107,8 @@ def main(argv: list[str] | None = None) -> None:
             f"  export JIBBLE_CLIENT_SECRET={simulator.client_secret}\n"
             f"  export JIBBLE_IDENTITY_URL={simulator.url}\n"
             f"  export JIBBLE_WORKSPACE_URL={simulator.url}\n"
-            f"  export JIBBLE_TIME_TRACKING_URL={simulator.url}\n\n"
+            f"  export JIBBLE_TIME_TRACKING_URL={simulator.url}\n"
+            f"  export JIBBLE_TIME_ATTENDANCE_URL={simulator.url}\n\n"
             "Ctrl-C stops it.",
             flush=True,
         )

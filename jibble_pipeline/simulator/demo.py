@@ -37,7 +37,7 @@ class DemoJibbleResource(JibbleResource):
         with demo_simulator(date.fromisoformat(self.first_date)) as simulator:
             if log is not None:
                 log.warning(DEMO_MESSAGE)
-            urls = (simulator.url,) * 3
+            urls = (simulator.url,) * 4
             secret = simulator.client_secret
             with self.client_for(simulator.client_id, secret, urls, log, share) as client:
                 yield client

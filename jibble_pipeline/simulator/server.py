@@ -1,4 +1,5 @@
-"""The local Jibble API: identity, workspace and time tracking served by one threaded HTTP server.
+"""The local Jibble API: identity, workspace, time tracking and time attendance (Jibble's own
+totals, ``reports``) served by one threaded HTTP server.
 
 It serves a ``SyntheticOrganisation`` like Jibble (docs/rules.md, Jibble API): client-credentials
 tokens that expire, OData collections whose pages are capped silently below ``$top`` and never
@@ -30,6 +31,15 @@ import orjson
 from jibble_pipeline.simulator.fields import ENTITY_FIELDS
 from jibble_pipeline.simulator.odata import ODataError, ODataQuery
 from jibble_pipeline.simulator.organisation import SyntheticOrganisation
+from jibble_pipeline.simulator.reports import (
+    REPORT_AVAILABILITY,
+    REPORT_PATH,
+    UNAVAILABLE_ANSWERS,
+    ReportError,
+    date_range,
+    report_rows,
+    tracked_time,
+)
 
 TOKEN_PATH = "/connect/token"
 COLLECTION_PATHS = {f"/v1/{entity}": entity for entity in ENTITY_FIELDS}
@@ -42,8 +52,8 @@ _JSON = "application/json; charset=utf-8"
 
 @dataclass(frozen=True)
 class FaultPlan:
-    """Latency for every request, and faults injected into collection GETs (never into token
-    requests).
+    """Latency for every request, and faults injected into collection and report GETs (never
+    into token requests).
 
     Every request the server answers (token requests and 404s included) is delayed by
     ``latency_seconds`` plus a uniform random extra of up to ``latency_jitter_seconds``; each
@@ -122,6 +132,7 @@ class SimulatorStats:
     dropped: int = 0
     stalled: int = 0
     pages: int = 0
+    reports: int = 0  # TrackedTimeReport requests past authorisation (402/404 answers included)
     _lock: threading.Lock = field(
         default_factory=threading.Lock, init=False, repr=False, compare=False
     )
@@ -211,7 +222,11 @@ class _FaultDice:
 
 class JibbleSimulator:
     """Serves ``organisation`` on 127.0.0.1 (a free port unless ``port`` is given) while used
-    as a context manager. ``faults`` may be replaced while it runs."""
+    as a context manager. ``faults`` may be replaced while it runs.
+
+    ``reports`` is the tenant's access to Jibble's own totals (``TrackedTimeReport``):
+    ``available``, ``restricted`` (a plan without them: 402 ``feature_restricted_subscription``)
+    or ``missing`` (a tenant without the endpoint: 404); it may be changed while it runs."""
 
     def __init__(
         self,
@@ -222,11 +237,15 @@ class JibbleSimulator:
         client_id: str | None = None,
         client_secret: str | None = None,
         port: int = 0,
+        reports: str = "available",
     ):
         if page_cap < 1:
             raise ValueError("page_cap must be at least 1")
         if token_lifetime_seconds <= 0:
             raise ValueError("token_lifetime_seconds must be positive")
+        if reports not in REPORT_AVAILABILITY:
+            raise ValueError(f"reports must be one of {', '.join(REPORT_AVAILABILITY)}")
+        self.reports = reports
         self.organisation = organisation
         self.page_cap = page_cap
         self.token_lifetime_seconds = token_lifetime_seconds
@@ -361,6 +380,34 @@ class JibbleSimulator:
         if query.count:
             body["@odata.count"] = len(rows)
         body["value"] = rows[query.skip : query.skip + size]
+        return body
+
+    def _report_page(self, params: dict[str, str]) -> dict[str, Any]:
+        """One page of ``TrackedTimeReport`` (``simulator.reports``), capped like collections."""
+        first, last = date_range(params)
+        group_by = params.get("groupBy") or "Member"
+        sub_group_by = params.get("subGroupBy") or "None"
+        names = {
+            "Member": {p["id"]: p.get("fullName") or p["id"] for p in self.organisation.people},
+            "Activity": {a["id"]: a.get("name") or a["id"] for a in self.organisation.activities},
+        }
+        entries = self.organisation.records("TimeEntries", first, last)
+        rows = report_rows(
+            tracked_time(entries),
+            group_by,
+            None if sub_group_by == "None" else sub_group_by,
+            names,
+        )
+        try:
+            skip = int(params.get("$skip") or 0)
+            top = int(params["$top"]) if params.get("$top") else None
+        except ValueError:
+            raise ReportError("$top and $skip must be whole numbers") from None
+        size = self.page_cap if top is None else min(top, self.page_cap)
+        body: dict[str, Any] = {"@odata.context": f"{self.url}/v1/$metadata#TrackedTimeReport"}
+        if params.get("$count") == "true":
+            body["@odata.count"] = len(rows)
+        body["value"] = rows[skip : skip + size]
         return body
 
     def _result(self, entity: str, query: ODataQuery) -> list[Mapping[str, Any]]:
@@ -504,12 +551,14 @@ class _Handler(BaseHTTPRequestHandler):
         stats.add("requests")
         split = urlsplit(self.path)
         entity = COLLECTION_PATHS.get(split.path.rstrip("/"))
+        report = split.path.rstrip("/") == REPORT_PATH
         dice = simulator._dice
         plan = dice.plan
-        fault = dice.roll() if entity is not None else _Fault(None)  # on arrival, before the delay
+        served = entity is not None or report
+        fault = dice.roll() if served else _Fault(None)  # on arrival, before the delay
         if not self._delay(plan):
             return
-        if entity is None:
+        if not served:
             self._send_not_found(split.path)
             return
 
@@ -540,9 +589,19 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         params = {name: values[0] for name, values in parse_qs(split.query).items()}
+        if report:
+            stats.add("reports")
+        if report and simulator.reports in UNAVAILABLE_ANSWERS:
+            status, code, message = UNAVAILABLE_ANSWERS[simulator.reports]
+            self._send_odata_error(status, code, message)
+            return
         try:
-            body = simulator._collection_page(entity, params)
-        except ODataError as error:
+            if report:
+                body = simulator._report_page(params)
+            else:
+                assert entity is not None
+                body = simulator._collection_page(entity, params)
+        except (ODataError, ReportError) as error:
             self._send_odata_error(400, "BadRequest", str(error))
             return
         stats.add("pages")
