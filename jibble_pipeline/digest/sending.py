@@ -5,6 +5,10 @@ left out unless the send is forced, one another run is sending is left to that r
 claimed digest is sent with retries (``deliver``) and its outcome recorded, ``RECORD_BATCH``
 at a time. When the batch cannot go on (no connection, credentials refused), the digests
 not tried yet are recorded failed with no attempt, so the next run retries them.
+
+Attachments are the week's exports that ``client_digests`` wrote beside the digest files
+(the same reports folder; sending runs later, often in another run). A file missing then
+does not hold the digest back: it goes without that file, and the run warns and lists it.
 """
 
 from __future__ import annotations
@@ -12,11 +16,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from jibble_pipeline.digest.email import OutgoingEmail, SendError, deliver, scrub
+from jibble_pipeline.digest.email import Attachment, OutgoingEmail, SendError, deliver, scrub
+from jibble_pipeline.digest.exports import ATTACHMENTS, attachment_name
+from jibble_pipeline.digest.site import export_file
 from jibble_pipeline.warehouse.sent_log import Claim, Outcome, SentLog
 
 if TYPE_CHECKING:  # the resource is passed in; this module runs without Dagster
@@ -49,7 +56,39 @@ def unsent(
     return [row for row in digests if force or _key(row) not in already]
 
 
-def outgoing(row: Mapping, force_nonce: str | None) -> OutgoingEmail:
+class ExportAttachments:
+    """The exports of a digest's client-week, read from the reports folder as attachments;
+    ``missing`` collects the files that were not there ({week, to, file})."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.missing: list[dict[str, str]] = []
+        self.attached = 0
+
+    def __call__(self, row: Mapping) -> tuple[Attachment, ...]:
+        week, email = row["week_start"], row["client_email"]
+        found = []
+        for kind, (_, content_type) in ATTACHMENTS.items():
+            path = self.root / export_file(week, email, kind)
+            try:
+                content = path.read_bytes()
+            except FileNotFoundError:
+                self.missing.append({"week": week.isoformat(), "to": email, "file": str(path)})
+                continue
+            found.append(Attachment(attachment_name(kind, week), content, content_type))
+        self.attached += len(found)
+        return tuple(found)
+
+
+def no_attachments(row: Mapping) -> tuple[Attachment, ...]:
+    return ()
+
+
+def outgoing(
+    row: Mapping,
+    force_nonce: str | None,
+    attachments: tuple[Attachment, ...] = (),
+) -> OutgoingEmail:
     """The email of a digest. Its idempotency key is stable per (week, client), so a provider
     that deduplicates never delivers it twice; a forced send adds ``force_nonce``."""
     week = row["week_start"].isoformat()
@@ -62,6 +101,7 @@ def outgoing(row: Mapping, force_nonce: str | None) -> OutgoingEmail:
         html=row["html"],
         idempotency_key=key,
         headers={"X-Jibble-Digest-Week": week},
+        attachments=attachments,
     )
 
 
@@ -108,9 +148,11 @@ def send_digests(
     *,
     force: bool = False,
     info: Callable[[str], None] = lambda message: None,
+    attach: Callable[[Mapping], tuple[Attachment, ...]] = no_attachments,
 ) -> list[Outcome]:
     """Sends the digests this run can claim; returns one outcome per digest it held (sent or
-    failed, all recorded in the log). ``info`` hears what is about to go."""
+    failed, all recorded in the log). ``info`` hears what is about to go; ``attach`` gives
+    each digest's attachments."""
     claims = [
         Claim(row["week_start"], row["client_email"], row["subject"], row["digest_sha256"])
         for row in digests
@@ -128,7 +170,7 @@ def send_digests(
                 for row in to_send:
                     result = deliver(
                         sender,
-                        outgoing(row, run_id if force else None),
+                        outgoing(row, run_id if force else None, attach(row)),
                         max_attempts=email.max_attempts,
                         retry_delay_seconds=email.retry_delay_seconds,
                         secrets=email.secrets,

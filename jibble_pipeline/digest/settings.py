@@ -59,6 +59,7 @@ class DigestSettings:
     send_at: time
     dry_run: bool
     reports_dir: Path
+    attachments: bool  # the week's exports (workbook, CSVs) attached to each digest
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool | None:
@@ -152,4 +153,5 @@ def load_digest_settings(environ: Mapping[str, str] | None = None) -> DigestSett
         send_at=time(int(match[1]), int(match[2])),
         dry_run=backend == "none" or bool(dry_run),
         reports_dir=Path(reports_dir).expanduser() if reports_dir else base.home / "reports",
+        attachments=_flag(env, "JIBBLE_DIGEST_ATTACHMENTS") is not False,
     )
