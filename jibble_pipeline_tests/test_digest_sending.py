@@ -33,6 +33,7 @@ from jibble_pipeline_tests.fake_services import FakeResend, SmtpServer
 SMTP_USER, SMTP_PASSWORD = "digests", "smtp-Pa55word-never-logged"
 RESEND_KEY = "re_TESTKEY_never_logged_123"
 SENDER = "Weekly hours <hours@staffing.example>"
+EXPORT_NAMES = ["hours-2025-01-06.xlsx", "hours-2025-01-06.csv", "sessions-2025-01-06.csv"]
 MONDAY_JOB = ["client_directory", "weekly_hours", "client_digests", "sent_digests", "report_site"]
 
 
@@ -114,8 +115,12 @@ def test_smtp_delivers_multipart_digests_once(pipeline_clean_log, monkeypatch):
     assert message["X-Jibble-Digest-Week"] == "2025-01-06"
     assert message["Auto-Submitted"] == "auto-generated"
     assert message["Message-ID"].endswith("@staffing.example>") and message["Date"]
-    assert message.get_content_type() == "multipart/alternative"
-    parts = {p.get_content_type(): p.get_content() for p in message.iter_parts()}
+    # The text/HTML alternative, then the week's exports as attachments.
+    assert message.get_content_type() == "multipart/mixed"
+    alternative, *attached = message.iter_parts()
+    assert alternative.get_content_type() == "multipart/alternative"
+    assert [a.get_filename() for a in attached] == EXPORT_NAMES
+    parts = {p.get_content_type(): p.get_content() for p in alternative.iter_parts()}
     assert set(parts) == {"text/plain", "text/html"}
     assert "Total hours worked: 9:15" in parts["text/plain"]
     assert "<!DOCTYPE html>" in parts["text/html"] and "9:15" in parts["text/html"]
