@@ -109,6 +109,8 @@ def build_message(
             maintype=attachment.maintype,
             subtype=attachment.subtype,
             filename=attachment.filename,
+            # Text files are UTF-8 (the exports' CSVs); said so, a mail client decodes them right.
+            params={"charset": "utf-8"} if attachment.maintype == "text" else None,
         )
     return message
 
