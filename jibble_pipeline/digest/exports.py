@@ -7,7 +7,8 @@ digest's hours per day and Notes come from; docs/rules.md, Sessions):
   agent's own clock *with that instant's UTC offset* (``2025-01-06 09:00+08:00``; seconds are
   shown when they are not zero), its status, the automatic clock-out flag and its duration;
 - **hours**: work hours of complete work sessions per agent, group, activity and work date,
-  and a last ``Total`` row equal to the digest's total (docs/rules.md, Weekly hours).
+  and a last ``Total`` row: the digest's total (docs/rules.md, Weekly hours; when
+  ``weekly_hours`` and the sessions disagree, ``client_digests`` already warns).
 
 Each is a CSV (UTF-8 with a byte-order mark, which is how Excel knows the file is UTF-8 and
 shows accented names right; CRLF line ends) and both are sheets of one workbook (``.xlsx``:

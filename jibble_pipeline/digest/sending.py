@@ -63,7 +63,6 @@ class ExportAttachments:
     def __init__(self, root: Path):
         self.root = root
         self.missing: list[dict[str, str]] = []
-        self.attached = 0
 
     def __call__(self, row: Mapping) -> tuple[Attachment, ...]:
         week, email = row["week_start"], row["client_email"]
@@ -76,7 +75,6 @@ class ExportAttachments:
                 self.missing.append({"week": week.isoformat(), "to": email, "file": str(path)})
                 continue
             found.append(Attachment(attachment_name(kind, week), content, content_type))
-        self.attached += len(found)
         return tuple(found)
 
 
