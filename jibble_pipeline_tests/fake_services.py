@@ -3,7 +3,8 @@
 - ``FakeAirtable``: Airtable's list-records endpoint (``GET /v0/{base}/{table}``): bearer
   token, at most 100 records a page (``pageSize``), opaque ``offset`` tokens, ``fields[]``
   projection (unknown field: 422), empty cells left out of ``fields``, 429 on demand.
-- ``FakeResend``: Resend's ``POST /emails``: bearer token, JSON validation, the
+- ``FakeResend``: Resend's ``POST /emails``: bearer token, JSON validation (``attachments``:
+  a list of ``{filename, content}`` with base64 content, optional ``content_type``), the
   ``Idempotency-Key`` replay (same key: same id, no second email), failures on demand.
 - ``FakeWebhook``: a Slack or Teams incoming webhook: accepts JSON posted to its one secret
   path, answers a chosen status on demand.
@@ -13,6 +14,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import secrets
 import socket
@@ -169,6 +172,9 @@ class FakeResend(_JsonServer):
             if missing or not (email.get("html") or email.get("text")):
                 message = f"Missing `{(missing or ['html'])[0]}` field."
                 return 422, {"statusCode": 422, "name": "validation_error", "message": message}, {}
+            problem = _attachments_problem(email.get("attachments"))
+            if problem:
+                return 422, {"statusCode": 422, "name": "validation_error", "message": problem}, {}
             recipients = email["to"] if isinstance(email["to"], list) else [email["to"]]
             for recipient in recipients:
                 if recipient in self.fail_for:
@@ -211,6 +217,34 @@ class FakeWebhook(_JsonServer):
                 return self.status, "invalid_token", {}
             self.posts.append(json.loads(body))
             return self.status, "ok", {}
+
+
+ATTACHMENT_FIELDS = {"filename", "content", "path", "content_type", "content_id"}
+
+
+def _attachments_problem(attachments: Any) -> str | None:
+    """What Resend would refuse in an ``attachments`` field (None: nothing, or absent)."""
+    if attachments is None:
+        return None
+    if not isinstance(attachments, list):
+        return "`attachments` must be an array."
+    for item in attachments:
+        if not isinstance(item, dict) or set(item) - ATTACHMENT_FIELDS:
+            return f"Invalid attachment {item!r}."
+        if not isinstance(item.get("filename"), str) or not item["filename"]:
+            return "Attachment `filename` is required."
+        if not isinstance(item.get("content"), str):
+            return "Attachment `content` must be a base64 string."
+        try:
+            base64.b64decode(item["content"], validate=True)
+        except (binascii.Error, ValueError):
+            return "Attachment `content` is not valid base64."
+    return None
+
+
+def decoded_attachments(email: dict[str, Any]) -> dict[str, bytes]:
+    """An accepted Resend email's attachments: file name -> bytes."""
+    return {a["filename"]: base64.b64decode(a["content"]) for a in email.get("attachments", [])}
 
 
 def free_port() -> int:

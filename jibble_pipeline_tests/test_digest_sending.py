@@ -4,11 +4,15 @@ the Monday schedule and the configuration from the environment."""
 
 from __future__ import annotations
 
+import io
 import json
+import shutil
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import openpyxl
+import pandas as pd
 import pytest
 
 from jibble_pipeline.automation.digests import (
@@ -19,6 +23,7 @@ from jibble_pipeline.automation.digests import (
 )
 from jibble_pipeline.digest.resources import EmailResource, build_digest_resources
 from jibble_pipeline.digest.settings import SAMPLE_CLIENTS_FILE, load_digest_settings
+from jibble_pipeline.digest.site import EXPORT_SUFFIXES, export_file
 from jibble_pipeline.settings import ConfigurationError
 from jibble_pipeline_tests.digest_fixture import (
     ACME,
@@ -28,11 +33,12 @@ from jibble_pipeline_tests.digest_fixture import (
     DigestPipeline,
     running_pipeline,
 )
-from jibble_pipeline_tests.fake_services import FakeResend, SmtpServer
+from jibble_pipeline_tests.fake_services import FakeResend, SmtpServer, decoded_attachments
 
 SMTP_USER, SMTP_PASSWORD = "digests", "smtp-Pa55word-never-logged"
 RESEND_KEY = "re_TESTKEY_never_logged_123"
 SENDER = "Weekly hours <hours@staffing.example>"
+EXPORT_NAMES = ["hours-2025-01-06.xlsx", "hours-2025-01-06.csv", "sessions-2025-01-06.csv"]
 MONDAY_JOB = ["client_directory", "weekly_hours", "client_digests", "sent_digests", "report_site"]
 
 
@@ -48,10 +54,13 @@ def pipeline_clean_log(pipeline):
     return pipeline
 
 
-def smtp_email(server: SmtpServer, dry_run: bool = False) -> EmailResource:
+def smtp_email(
+    server: SmtpServer, dry_run: bool = False, attachments: bool = True
+) -> EmailResource:
     return EmailResource(
         backend="smtp",
         dry_run=dry_run,
+        attachments=attachments,
         from_address=SENDER,
         reply_to="support@staffing.example",
         smtp_host="127.0.0.1",
@@ -114,8 +123,12 @@ def test_smtp_delivers_multipart_digests_once(pipeline_clean_log, monkeypatch):
     assert message["X-Jibble-Digest-Week"] == "2025-01-06"
     assert message["Auto-Submitted"] == "auto-generated"
     assert message["Message-ID"].endswith("@staffing.example>") and message["Date"]
-    assert message.get_content_type() == "multipart/alternative"
-    parts = {p.get_content_type(): p.get_content() for p in message.iter_parts()}
+    # The text/HTML alternative, then the week's exports as attachments.
+    assert message.get_content_type() == "multipart/mixed"
+    alternative, *attached = message.iter_parts()
+    assert alternative.get_content_type() == "multipart/alternative"
+    assert [a.get_filename() for a in attached] == EXPORT_NAMES
+    parts = {p.get_content_type(): p.get_content() for p in alternative.iter_parts()}
     assert set(parts) == {"text/plain", "text/html"}
     assert "Total hours worked: 9:15" in parts["text/plain"]
     assert "<!DOCTYPE html>" in parts["text/html"] and "9:15" in parts["text/html"]
@@ -131,6 +144,106 @@ def test_smtp_delivers_multipart_digests_once(pipeline_clean_log, monkeypatch):
     assert again["sent"] == 0 and again["already_sent"] == 3
     for result in (first, second):
         assert_no_secret(pipeline.instance, result.run_id, SMTP_PASSWORD)
+
+
+def export_bytes(pipeline: DigestPipeline, email: str) -> dict[str, bytes]:
+    """The week's export files of a client on disk, under their attachment names."""
+    return {
+        name: (pipeline.reports / export_file(WEEK, email, kind)).read_bytes()
+        for name, kind in zip(EXPORT_NAMES, EXPORT_SUFFIXES, strict=True)
+    }
+
+
+def assert_exports_parse(files: dict[str, bytes], total: str) -> None:
+    """The attached workbook and CSVs read back: the same hours in each, the digest's total."""
+    workbook, hours_csv, sessions_csv = (files[name] for name in EXPORT_NAMES)
+    hours = pd.read_csv(io.BytesIO(hours_csv), encoding="utf-8-sig")
+    sheets = pd.read_excel(io.BytesIO(workbook), sheet_name=None)
+    assert list(sheets) == ["Hours", "Sessions"]
+    assert hours["Hours (h:mm)"].iloc[-1] == total == sheets["Hours"]["Hours (h:mm)"].iloc[-1]
+    assert list(sheets["Hours"]["Hours (h:mm)"]) == list(hours["Hours (h:mm)"])
+    sessions = pd.read_csv(io.BytesIO(sessions_csv), encoding="utf-8-sig")
+    assert len(sessions) == len(sheets["Sessions"]) > 0
+    assert openpyxl.load_workbook(io.BytesIO(workbook))["Hours"].freeze_panes == "A2"
+
+
+def test_smtp_digests_carry_the_weeks_exports(pipeline_clean_log, monkeypatch):
+    pipeline = pipeline_clean_log
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", SMTP_PASSWORD)
+    with SmtpServer(SMTP_USER, SMTP_PASSWORD) as server:
+        result = pipeline.run(["sent_digests"], resources={"email": smtp_email(server)})
+        received = {m["To"]: m for m in server.received()}
+    assert result.success and set(received) == {ACME, BETA, BOTH}
+    for email, total in ((ACME, "24:15"), (BETA, "9:15"), (BOTH, "33:30")):
+        attached = {
+            part.get_filename(): (part.get_content_type(), part.get_payload(decode=True))
+            for part in received[email].iter_attachments()
+        }
+        assert [t for t, _ in attached.values()] == [
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "text/csv",
+            "text/csv",
+        ]
+        files = {name: content for name, (_, content) in attached.items()}
+        assert files == export_bytes(pipeline, email)  # byte for byte the files on disk
+        for part in received[email].iter_attachments():
+            if part.get_content_type() == "text/csv":  # declared UTF-8: decodes as written
+                assert part.get_content_charset() == "utf-8"
+                assert part.get_content().startswith("\ufeffAgent,")
+        assert_exports_parse(files, total)
+    values = metadata(result, "sent_digests")
+    assert values["attachments"].startswith("on") and values["attachments_missing"] == 0
+
+
+def test_with_attachments_off_the_digest_goes_alone(pipeline_clean_log, monkeypatch):
+    pipeline = pipeline_clean_log
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", SMTP_PASSWORD)
+    with SmtpServer(SMTP_USER, SMTP_PASSWORD) as server:
+        email = {"email": smtp_email(server, attachments=False)}
+        result = pipeline.run(["sent_digests"], resources=email)
+        received = server.received()
+    assert result.success and len(received) == 3
+    for message in received:
+        assert message.get_content_type() == "multipart/alternative"
+        assert list(message.iter_attachments()) == []
+    assert metadata(result, "sent_digests")["attachments"] == "off"
+    assert not load_digest_settings({"JIBBLE_DIGEST_ATTACHMENTS": "false"}).attachments
+    assert load_digest_settings({}).attachments
+    with pytest.raises(ConfigurationError, match="JIBBLE_DIGEST_ATTACHMENTS"):
+        load_digest_settings({"JIBBLE_DIGEST_ATTACHMENTS": "sometimes"})
+
+
+def test_missing_export_files_do_not_hold_the_digest_back(pipeline_clean_log, monkeypatch):
+    pipeline = pipeline_clean_log
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", SMTP_PASSWORD)
+    gone = [pipeline.reports / export_file(WEEK, BETA, kind) for kind in EXPORT_SUFFIXES]
+    kept = pipeline.reports / "kept"
+    kept.mkdir(exist_ok=True)
+    for path in gone:
+        shutil.move(path, kept / path.name)
+    try:
+        with SmtpServer(SMTP_USER, SMTP_PASSWORD) as server:
+            result = pipeline.run(["sent_digests"], resources={"email": smtp_email(server)})
+            received = {m["To"]: m for m in server.received()}
+    finally:
+        for path in gone:
+            shutil.move(kept / path.name, path)
+    assert result.success and set(received) == {ACME, BETA, BOTH}
+    assert list(received[BETA].iter_attachments()) == []
+    assert received[BETA].get_body(("plain",)).get_content().startswith("Weekly hours")
+    assert len(list(received[ACME].iter_attachments())) == 3
+    assert log_rows(pipeline)[BETA]["status"] == "sent"
+    values = metadata(result, "sent_digests")
+    assert values["attachments_missing"] == 3
+    missing = values["missing_attachments"].records
+    assert {r.data["to"] for r in missing} == {BETA}
+    assert {r.data["file"] for r in missing} == {str(p) for p in gone}
+    warnings = [
+        e.user_message
+        for e in pipeline.instance.all_logs(result.run_id)
+        if e.level >= 30 and "missing and not attached" in e.user_message
+    ]
+    assert len(warnings) == 1 and str(gone[0]) in warnings[0]
 
 
 def test_a_forced_resend_reaches_only_the_chosen_client(pipeline_clean_log, monkeypatch):
@@ -222,6 +335,10 @@ def test_resend_sends_with_an_idempotency_key_and_retries_failures(pipeline_clea
 
     assert sorted(e["to"][0] for e in emails) == sorted([ACME, BETA, BOTH])
     acme = next(e for e in emails if e["to"] == [ACME])
+    # The exports in Resend's attachments field: base64 content, the client's file names.
+    assert [a["content_type"] for a in acme["attachments"]][1:] == ["text/csv", "text/csv"]
+    assert decoded_attachments(acme) == export_bytes(pipeline, ACME)
+    assert_exports_parse(decoded_attachments(acme), "24:15")
     assert acme["from"] == SENDER and acme["subject"].startswith("Weekly hours for Acme")
     assert "24:15" in acme["text"] and "24:15" in acme["html"]
     assert acme["headers"]["X-Jibble-Digest-Week"] == "2025-01-06"

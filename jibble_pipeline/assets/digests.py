@@ -17,7 +17,14 @@ from jibble_pipeline.assets.metadata import hours_bar_chart, table_metadata
 from jibble_pipeline.assets.tables import column_schema
 from jibble_pipeline.digest.directory import clients_from_frame, directory_frame
 from jibble_pipeline.digest.resources import ClientDirectoryResource, EmailResource, ReportsResource
-from jibble_pipeline.digest.sending import of_clients, send_digests, unsent
+from jibble_pipeline.digest.sending import (
+    ExportAttachments,
+    no_attachments,
+    of_clients,
+    send_digests,
+    unsent,
+)
+from jibble_pipeline.digest.site import EXPORT_SUFFIXES
 from jibble_pipeline.digest.weeks import (
     digest_week,
     digests_frame,
@@ -119,6 +126,8 @@ def client_digests(
             "per_client": table_metadata(pd.DataFrame(rendered.per_client())),
             "groups_without_client": table_metadata(pd.DataFrame(rendered.uncovered)),
             "files": dg.MetadataValue.path(str(folder)),
+            "export_files": len(rendered.exports) * len(EXPORT_SUFFIXES),
+            "exports": table_metadata(pd.DataFrame([e.summary() for e in rendered.exports])),
         }
         if rendered.rows:
             metadata["preview"] = dg.MetadataValue.text(rendered.rows[0]["text"])
@@ -157,21 +166,32 @@ def dry_run_metadata(
 
 
 def sent_metadata(
-    week: date, backend: str, digests: Sequence[Mapping], outcomes: Sequence[Outcome]
+    week: date,
+    backend: str,
+    digests: Sequence[Mapping],
+    outcomes: Sequence[Outcome],
+    attachments: ExportAttachments | None,
 ) -> dict[str, object]:
     of_week = [o for o in outcomes if o.period == week]
     table = [
         {"to": o.recipient, "status": o.status, "attempts": o.attempts, "error": o.error}
         for o in of_week
     ]
-    return {
+    metadata: dict[str, object] = {
         "dry_run": False,
         "backend": backend,
         "sent": sum(o.status == "sent" for o in of_week),
         "failed": sum(o.status == "failed" for o in of_week),
         "already_sent": _count_of_week(digests, week) - len(of_week),
         "outcomes": table_metadata(pd.DataFrame(table)),
+        "attachments": "on (JIBBLE_DIGEST_ATTACHMENTS)" if attachments else "off",
     }
+    if attachments is not None:
+        missing = [m for m in attachments.missing if m["week"] == week.isoformat()]
+        metadata["attachments_missing"] = len(missing)
+        if missing:
+            metadata["missing_attachments"] = table_metadata(pd.DataFrame(missing))
+    return metadata
 
 
 @dg.asset(
@@ -188,10 +208,13 @@ def sent_digests(
     client_digests: pd.DataFrame,
     email: EmailResource,
     warehouse: WarehouseResource,
+    reports: ReportsResource,
 ) -> dg.MaterializeResult:
     """Emails each client its week's digest once: the ``sent_digests`` log skips clients
     already sent (unless forced), records failures per client, and the next run retries
-    them. A dry run (configured, or no email backend) sends nothing and changes no row."""
+    them. A dry run (configured, or no email backend) sends nothing and changes no row.
+    Each digest carries its week's exports (unless ``JIBBLE_DIGEST_ATTACHMENTS=false``); a
+    file missing from the reports folder is left out with a warning, the digest still goes."""
     digests, missing = of_clients(client_digests, config.clients)
     if missing:
         context.log.warning(f"No digest for {missing} in these weeks")
@@ -212,11 +235,24 @@ def sent_digests(
             context.add_asset_metadata(metadata, partition_key=week.isoformat())
         return dg.MaterializeResult()
 
+    attachments = ExportAttachments(reports.path) if email.attachments else None
     outcomes = send_digests(
-        records, log, email, context.run.run_id, force=config.force, info=context.log.info
+        records,
+        log,
+        email,
+        context.run.run_id,
+        force=config.force,
+        info=context.log.info,
+        attach=attachments or no_attachments,
     )
+    if attachments and attachments.missing:
+        context.log.warning(
+            f"{len(attachments.missing)} export file(s) were missing and not attached (the "
+            "digests went without them); re-materialise client_digests for the week to "
+            "rewrite them: " + ", ".join(m["file"] for m in attachments.missing[:5])
+        )
     for week in weeks:
-        metadata = sent_metadata(week, email.backend, records, outcomes)
+        metadata = sent_metadata(week, email.backend, records, outcomes, attachments)
         context.add_asset_metadata(metadata, partition_key=week.isoformat())
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:

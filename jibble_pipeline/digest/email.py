@@ -1,4 +1,5 @@
-"""Sending a digest: a multipart email (plain text and HTML) through SMTP or the Resend API.
+"""Sending a digest: a multipart email (plain text and HTML, and any attachments) through
+SMTP or the Resend API.
 
 Both senders take an ``OutgoingEmail`` and return the provider's message id, or raise a
 ``SendError`` that says whether trying again can help. ``deliver`` retries the ones that can.
@@ -8,6 +9,7 @@ server's own words, and scrubbed of every configured secret besides.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import smtplib
 import ssl
@@ -37,6 +39,21 @@ class SendError(Exception):
 
 
 @dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content: bytes
+    content_type: str  # e.g. ``text/csv``
+
+    @property
+    def maintype(self) -> str:
+        return self.content_type.partition("/")[0]
+
+    @property
+    def subtype(self) -> str:
+        return self.content_type.partition("/")[2]
+
+
+@dataclass(frozen=True)
 class OutgoingEmail:
     to: str
     subject: str
@@ -45,6 +62,7 @@ class OutgoingEmail:
     # Stable per (week, client) so a provider that deduplicates (Resend) never sends twice.
     idempotency_key: str
     headers: dict[str, str] = field(default_factory=dict)
+    attachments: tuple[Attachment, ...] = ()
 
 
 class EmailSender(Protocol):
@@ -70,7 +88,8 @@ def _domain(address: str) -> str:
 def build_message(
     email: OutgoingEmail, from_address: str, reply_to: str | None = None
 ) -> EmailMessage:
-    """A ``multipart/alternative`` message: the text part first, the HTML part preferred."""
+    """A ``multipart/alternative`` message (the text part first, the HTML part preferred);
+    with attachments, a ``multipart/mixed`` of that alternative and the files."""
     message = EmailMessage()
     message["From"] = from_address
     message["To"] = Address(addr_spec=email.to)
@@ -84,6 +103,15 @@ def build_message(
         message[name] = value
     message.set_content(email.text, subtype="plain", charset="utf-8")
     message.add_alternative(email.html, subtype="html", charset="utf-8")
+    for attachment in email.attachments:  # the first one turns the message multipart/mixed
+        message.add_attachment(
+            attachment.content,
+            maintype=attachment.maintype,
+            subtype=attachment.subtype,
+            filename=attachment.filename,
+            # Text files are UTF-8 (the exports' CSVs); said so, a mail client decodes them right.
+            params={"charset": "utf-8"} if attachment.maintype == "text" else None,
+        )
     return message
 
 
@@ -254,6 +282,15 @@ class ResendSender:
         }
         if self.reply_to:
             body["reply_to"] = self.reply_to
+        if email.attachments:
+            body["attachments"] = [
+                {
+                    "filename": a.filename,
+                    "content": base64.b64encode(a.content).decode("ascii"),
+                    "content_type": a.content_type,
+                }
+                for a in email.attachments
+            ]
         try:
             response = self._session.http.post(
                 f"{self.api_url}/emails",

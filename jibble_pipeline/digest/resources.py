@@ -67,10 +67,12 @@ class ClientDirectoryResource(dg.ConfigurableResource):
 
 
 class EmailResource(dg.ConfigurableResource):
-    """Sends digests through SMTP or Resend; ``backend="none"`` or ``dry_run`` sends nothing."""
+    """Sends digests through SMTP or Resend; ``backend="none"`` or ``dry_run`` sends nothing.
+    ``attachments``: attach the week's exports (workbook and CSVs) to each digest."""
 
     backend: Literal["none", "smtp", "resend"] = "none"
     dry_run: bool = True
+    attachments: bool = True
     from_address: str = DEFAULT_FROM
     reply_to: str | None = None
     smtp_host: str | None = None
@@ -159,6 +161,7 @@ def build_digest_resources(settings: DigestSettings) -> dict[str, object]:
         "email": EmailResource(
             backend=settings.email_backend,
             dry_run=settings.dry_run,
+            attachments=settings.attachments,
             from_address=settings.from_address,
             reply_to=settings.reply_to,
             smtp_host=settings.smtp_host,

@@ -7,6 +7,11 @@ is forced, one another run is sending is left to that run. Each claimed delivery
 with retries (``deliver``) and its outcome recorded, ``RECORD_BATCH`` at a time. When the
 batch cannot go on (no connection, credentials refused), the deliveries not tried yet are
 recorded failed with no attempt, so the next run retries them.
+
+A digest's attachments are the week's exports that ``client_digests`` wrote beside the
+digest files (the same reports folder; sending runs later, often in another run). They are
+read only for the digests this run sends. A file missing then does not hold the digest
+back: it goes without that file, and the run warns and lists it.
 """
 
 from __future__ import annotations
@@ -14,13 +19,23 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Protocol
 
 import pandas as pd
 
-from jibble_pipeline.digest.email import EmailSender, OutgoingEmail, SendError, deliver, scrub
+from jibble_pipeline.digest.email import (
+    Attachment,
+    EmailSender,
+    OutgoingEmail,
+    SendError,
+    deliver,
+    scrub,
+)
+from jibble_pipeline.digest.exports import ATTACHMENTS, attachment_name
+from jibble_pipeline.digest.site import export_file
 from jibble_pipeline.warehouse.sent_log import Claim, Outcome, SentLog
 
 RECORD_BATCH = 20  # outcomes recorded per statement while sending
@@ -76,6 +91,32 @@ class Delivery:
     recipient: str
     message: OutgoingEmail
     sha256: str
+
+
+class ExportAttachments:
+    """The exports of a digest's client-week, read from the reports folder as attachments;
+    ``missing`` collects the files that were not there ({week, to, file})."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.missing: list[dict[str, str]] = []
+
+    def __call__(self, row: Mapping) -> tuple[Attachment, ...]:
+        week, email = row["week_start"], row["client_email"]
+        found = []
+        for kind, (_, content_type) in ATTACHMENTS.items():
+            path = self.root / export_file(week, email, kind)
+            try:
+                content = path.read_bytes()
+            except FileNotFoundError:
+                self.missing.append({"week": week.isoformat(), "to": email, "file": str(path)})
+                continue
+            found.append(Attachment(attachment_name(kind, week), content, content_type))
+        return tuple(found)
+
+
+def no_attachments(row: Mapping) -> tuple[Attachment, ...]:
+    return ()
 
 
 def outgoing(row: Mapping, force_nonce: str | None) -> OutgoingEmail:
@@ -139,9 +180,11 @@ def send_logged(
     *,
     force: bool = False,
     info: Callable[[str], None] = lambda message: None,
+    complete: Callable[[Delivery], OutgoingEmail] = lambda delivery: delivery.message,
 ) -> list[Outcome]:
     """Sends the deliveries this run can claim; returns one outcome per delivery it held
-    (sent or failed, all recorded in the log). ``info`` hears what is about to go."""
+    (sent or failed, all recorded in the log). ``info`` hears what is about to go;
+    ``complete`` gives the message of a delivery about to go (e.g. with its attachments)."""
     claims = [Claim(d.period, d.recipient, d.message.subject, d.sha256) for d in deliveries]
     held = log.claim(claims, run_id, datetime.now(UTC), force=force)
     to_send = [d for d in deliveries if (d.period, d.recipient) in held]
@@ -156,7 +199,7 @@ def send_logged(
                 for delivery in to_send:
                     result = deliver(
                         sender,
-                        delivery.message,
+                        complete(delivery),
                         max_attempts=channel.max_attempts,
                         retry_delay_seconds=channel.retry_delay_seconds,
                         secrets=channel.secrets,
@@ -180,8 +223,16 @@ def send_digests(
     *,
     force: bool = False,
     info: Callable[[str], None] = lambda message: None,
+    attach: Callable[[Mapping], tuple[Attachment, ...]] = no_attachments,
 ) -> list[Outcome]:
-    """Emails the digests (rows of ``client_digests``) this run can claim."""
+    """Emails the digests (rows of ``client_digests``) this run can claim, each with the
+    attachments ``attach`` gives it."""
+    rows = {_key(row): row for row in digests}
+
+    def with_attachments(delivery: Delivery) -> OutgoingEmail:
+        row = rows[(delivery.period, delivery.recipient)]
+        return replace(delivery.message, attachments=attach(row))
+
     deliveries = [
         Delivery(
             row["week_start"],
@@ -191,4 +242,6 @@ def send_digests(
         )
         for row in digests
     ]
-    return send_logged(deliveries, log, email, run_id, force=force, info=info)
+    return send_logged(
+        deliveries, log, email, run_id, force=force, info=info, complete=with_attachments
+    )

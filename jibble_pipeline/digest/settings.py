@@ -60,6 +60,7 @@ class DigestSettings:
     send_at: time
     dry_run: bool
     reports_dir: Path
+    attachments: bool  # the week's exports (workbook, CSVs) attached to each digest
 
 
 def load_digest_settings(environ: Mapping[str, str] | None = None) -> DigestSettings:
@@ -122,4 +123,5 @@ def load_digest_settings(environ: Mapping[str, str] | None = None) -> DigestSett
         send_at=clock_setting(env, "JIBBLE_DIGEST_SEND_AT", DEFAULT_SEND_AT),
         dry_run=backend == "none" or bool(dry_run),
         reports_dir=Path(reports_dir).expanduser() if reports_dir else base.home / "reports",
+        attachments=flag_setting(env, "JIBBLE_DIGEST_ATTACHMENTS") is not False,
     )

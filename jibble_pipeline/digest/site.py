@@ -8,9 +8,12 @@ it opens from disk or behind any static file server.
     weeks/<monday>/clients/<client>.html     a client's week (the digest, agents linked)
     weeks/<monday>/agents/<agent>.html       an agent's week: daily clock-in/out and sessions
     digests/<monday>/<client>.html|.txt      the digest exactly as emailed
+    digests/<monday>/<client>-hours.xlsx     its exports: a workbook, and the same two tables
+    digests/<monday>/<client>-hours.csv|-sessions.csv  as CSV (``digest/exports.py``)
 
 Rendering is pure (``render_week``, ``render_index``, ``digest_files`` return
-``{relative path: text}``); ``publish`` writes a folder of them and swaps it in whole.
+``{relative path: text}``); ``publish`` writes a folder of them (text, or bytes for the
+exports) and swaps it in whole.
 """
 
 from __future__ import annotations
@@ -103,6 +106,23 @@ def digest_dir(week: date) -> str:
 
 def digest_file(week: date, email: str, suffix: str = ".html") -> str:
     return f"{digest_dir(week)}/{slug(email)}{suffix}"
+
+
+# The exports of a client's week, beside its digest (rendered by ``digest/exports.py``).
+EXPORT_SUFFIXES = {
+    "hours_xlsx": "-hours.xlsx",
+    "hours_csv": "-hours.csv",
+    "sessions_csv": "-sessions.csv",
+}
+
+
+def export_file(week: date, email: str, kind: str) -> str:
+    return digest_file(week, email, EXPORT_SUFFIXES[kind])
+
+
+def export_links(from_page: str, week: date, email: str) -> dict[str, str]:
+    """The links from a page to a client's week of exports, by kind."""
+    return {kind: relative(from_page, export_file(week, email, kind)) for kind in EXPORT_SUFFIXES}
 
 
 def relative(from_page: str, to_page: str) -> str:
@@ -298,6 +318,7 @@ def render_week(
                 d,
                 relative(week_index, client_page(week_start, d.client_email)),
                 relative(week_index, digest_file(week_start, d.client_email)),
+                export_links(week_index, week_start, d.client_email),
             )
             for d in sorted(digests, key=lambda d: d.client_name.lower())
         ],
@@ -318,6 +339,7 @@ def render_week(
             d=digest,
             agent_href=agent_href,
             digest_href=relative(path, digest_file(week_start, digest.client_email)),
+            exports=export_links(path, week_start, digest.client_email),
         )
     for agent in agents:
         path = agent_paths[agent.person_id]
@@ -387,26 +409,29 @@ def _safe(root: Path, relative_path: str) -> Path:
     return root.joinpath(*path.parts)
 
 
-def write_file(root: Path, relative_path: str, text: str) -> Path:
-    """Writes one file atomically (a reader never sees half a page)."""
+def write_file(root: Path, relative_path: str, content: str | bytes) -> Path:
+    """Writes one file atomically (a reader never sees half a page); text as UTF-8."""
     target = _safe(root, relative_path)
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    temporary.write_text(text, encoding="utf-8")
+    if isinstance(content, bytes):
+        temporary.write_bytes(content)
+    else:
+        temporary.write_text(content, encoding="utf-8")
     os.replace(temporary, target)
     return target
 
 
-def publish(root: Path, folder: str, files: Mapping[str, str]) -> int:
+def publish(root: Path, folder: str, files: Mapping[str, str | bytes]) -> int:
     """Replaces ``root/folder`` by exactly ``files`` (paths relative to ``root``, all inside
     ``folder``): pages of a client or agent gone from the data disappear too."""
     target = _safe(root, folder)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f".{target.name}.new-{uuid.uuid4().hex}")
     prefix = PurePosixPath(folder)
-    for relative_path, text in files.items():
+    for relative_path, content in files.items():
         inner = PurePosixPath(relative_path).relative_to(prefix)
-        write_file(staging, inner.as_posix(), text)
+        write_file(staging, inner.as_posix(), content)
     staging.mkdir(parents=True, exist_ok=True)
     retired: list[Path] = []
     for attempt in range(5):  # another run may swap its own folder in at the same moment

@@ -16,6 +16,7 @@ from psycopg import sql
 
 from jibble_pipeline.digest.content import ClientDigest, build_week_digests, groups_without_client
 from jibble_pipeline.digest.directory import Client
+from jibble_pipeline.digest.exports import ClientExport, build_client_export
 from jibble_pipeline.digest.render import render_html, render_text, subject
 from jibble_pipeline.digest.site import (
     AgentWeek,
@@ -70,17 +71,22 @@ def digests_frame(rows: Sequence[dict]) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class DigestWeek:
-    """A week's digests, one per client, with their ``client_digests`` rows."""
+    """A week's digests, one per client, with their ``client_digests`` rows and exports."""
 
     week: date
     digests: list[ClientDigest]
     rows: list[dict]
     uncovered: list[dict]  # {"week", "group"}: groups with hours that no client receives
+    exports: list[ClientExport]
 
     def publish(self, root: Path) -> Path:
-        """Writes ``digests/<week>/`` (each digest as emailed, HTML and text); returns it."""
+        """Writes ``digests/<week>/`` (each digest as emailed, HTML and text, and its
+        exports: workbook and CSVs); returns it."""
         html = {row["client_email"]: row["html"] for row in self.rows}
-        publish(root, digest_dir(self.week), digest_files(self.digests, html))
+        files: dict[str, str | bytes] = {**digest_files(self.digests, html)}
+        for export in self.exports:
+            files.update(export.files())
+        publish(root, digest_dir(self.week), files)
         return root / digest_dir(self.week)
 
     def warnings(self) -> list[str]:
@@ -130,7 +136,8 @@ def digest_week(
         for g in groups_without_client(weekly_hours, clients, week)
     ]
     rows = [digest_row(d, rendered_at) for d in digests]
-    return DigestWeek(week, digests, rows, uncovered)
+    exports = [build_client_export(d, sessions, names) for d in digests]
+    return DigestWeek(week, digests, rows, uncovered, exports)
 
 
 @dataclass(frozen=True)
