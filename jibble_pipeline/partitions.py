@@ -4,6 +4,7 @@ Both definitions use UTC as their clock, so a daily key is simply a work date an
 weekly key is the Monday that starts an ISO week of work dates.
 """
 
+from collections.abc import Mapping
 from datetime import date, timedelta
 
 import dagster as dg
@@ -18,6 +19,20 @@ RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 def range_tags(first: date, last: date) -> dict[str, str]:
     return {RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()}
+
+
+FAR_PAST = date(1900, 1, 1)
+FAR_FUTURE = date(9999, 12, 31)
+
+
+def run_dates(tags: Mapping[str, str]) -> tuple[date, date]:
+    """First and last partition key of a run, from its tags, as dates (all history when
+    the run is not partitioned)."""
+    first = tags.get(RANGE_START_TAG) or tags.get("dagster/partition")
+    last = tags.get(RANGE_END_TAG) or tags.get("dagster/partition")
+    if not first or not last:
+        return FAR_PAST, FAR_FUTURE
+    return date.fromisoformat(first), date.fromisoformat(last)
 
 
 def monday_on_or_before(day: date) -> date:

@@ -46,7 +46,7 @@ SELECT 'no_tracking', g.person_id, g.group_id, NULL, NULL, NULL, NULL, NULL, 0
 FROM {agents} g
 WHERE %(working_day)s AND g.group_id IS NOT NULL AND g.removed_at IS NULL
   AND (g.status IS NULL OR lower(g.status) = ANY(%(working_statuses)s))
-  AND (g.created_at IS NULL OR g.created_at::date <= %(day)s)
+  AND (g.created_at IS NULL OR (g.created_at AT TIME ZONE 'UTC')::date <= %(day)s)
   AND NOT EXISTS (SELECT 1 FROM {attendance} a
                   WHERE a.person_id = g.person_id AND a.belongs_to_date = %(day)s)
 """

@@ -1,0 +1,100 @@
+"""Our weekly hours against Jibble's own totals: the check ``hours_match_jibble``.
+
+For each week of the run it reads Jibble's ``TrackedTimeReport`` and the entries Jibble
+changed since our newest ``updatedAt`` of the week's dates, and compares each agent's week
+(``rules.reconciliation``) with what the warehouse holds (``warehouse.reconciliation``).
+It warns, never blocks; where the tenant's plan has no report it passes, skipped, saying why.
+"""
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+from psycopg import sql
+
+from jibble_pipeline.assets.jibble_api import jibble_session
+from jibble_pipeline.assets.metadata import table_metadata
+from jibble_pipeline.jibble.client import JibbleError
+from jibble_pipeline.jibble.reports import ReportUnavailable
+from jibble_pipeline.jibble.resource import JibbleResource
+from jibble_pipeline.partitions import FAR_PAST, run_dates
+from jibble_pipeline.rules.reconciliation import (
+    TABLE_COLUMNS,
+    compare,
+    late_edit_counts,
+    summary,
+)
+from jibble_pipeline.warehouse.names import load_names
+from jibble_pipeline.warehouse.reconciliation import agent_weeks, date_watermarks
+from jibble_pipeline.warehouse.resource import WarehouseResource
+
+
+def run_weeks(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> list[date]:
+    """The Mondays of the run's weekly partitions; the latest week held when unpartitioned."""
+    first, last = run_dates(context.run.tags)
+    if first == FAR_PAST:
+        query = sql.SQL("SELECT max(week_start) FROM {}").format(warehouse.table("weekly_hours"))
+        latest = warehouse.query_frame(query).iloc[0, 0]
+        return [] if latest is None or pd.isna(latest) else [latest]
+    return [first + timedelta(days=7 * n) for n in range((last - first).days // 7 + 1)]
+
+
+@dg.asset_check(
+    asset="weekly_hours",
+    name="hours_match_jibble",
+    description="Each agent's weekly work hours match Jibble's own TrackedTimeReport, within "
+    "JIBBLE_RECONCILE_TOLERANCE_SECONDS; differences list the causes the warehouse shows. "
+    "Passes, skipped, when the Jibble plan or tenant lacks the report.",
+    blocking=False,
+)
+def hours_match_jibble(
+    context: dg.AssetCheckExecutionContext, jibble: JibbleResource, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    warn = dg.AssetCheckSeverity.WARN
+    tolerance = jibble.reconcile_tolerance_seconds
+    weeks = run_weeks(context, warehouse)
+    if not weeks:
+        return dg.AssetCheckResult(passed=True, severity=warn, metadata={"agents_compared": 0})
+    ours = agent_weeks(warehouse, weeks)
+    watermarks = date_watermarks(warehouse, weeks)
+    theirs: list[tuple[date, str, float]] = []
+    changed: list[dict[str, Any]] = []
+    try:
+        with jibble_session(context, jibble, warehouse) as client:
+            for week in weeks:
+                sunday = week + timedelta(days=6)
+                report = client.tracked_time_by_member(week, sunday)
+                if isinstance(report, ReportUnavailable):
+                    context.log.info(f"hours_match_jibble skipped: {report.reason}")
+                    skipped: dict[str, Any] = {
+                        "skipped": report.reason,
+                        "tolerance_seconds": float(tolerance),
+                    }
+                    return dg.AssetCheckResult(passed=True, severity=warn, metadata=skipped)
+                theirs.extend((week, person, seconds) for person, seconds in report.items())
+                held = [watermarks[d] for d in watermarks if week <= d <= sunday]
+                since = min(held).to_pydatetime() if held else datetime(2000, 1, 1, tzinfo=UTC)
+                changed.extend(client.time_entries_changed_since(since, work_dates=(week, sunday)))
+    except JibbleError as error:
+        context.log.warning(f"hours_match_jibble could not read Jibble's totals: {error}")
+        return dg.AssetCheckResult(passed=False, severity=warn, metadata={"error": str(error)})
+    names = load_names(warehouse)
+    agents = warehouse.read_table("agents", columns=["person_id", "group_id"])
+    compared = compare(
+        ours,
+        pd.DataFrame(theirs, columns=["week_start", "person_id", "jibble_seconds"]),
+        late_edit_counts(changed, watermarks),
+        tolerance_seconds=tolerance,
+        agent_names=names.agents,
+        agent_groups={
+            p: names.group(g) for p, g in zip(agents["person_id"], agents["group_id"], strict=True)
+        },
+    )
+    differing = compared[compared["differs"]]
+    metadata: dict[str, Any] = {
+        **summary(compared, tolerance),
+        "weeks": dg.MetadataValue.json([w.isoformat() for w in weeks]),
+        "differences": table_metadata(differing[TABLE_COLUMNS].astype({"week_start": str})),
+    }
+    return dg.AssetCheckResult(passed=differing.empty, severity=warn, metadata=metadata)
