@@ -25,12 +25,10 @@ import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 import pandas as pd
-from openpyxl import Workbook
-from openpyxl.styles import Font
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.worksheet import Worksheet
+import xlsxwriter
 
 from jibble_pipeline.digest.content import ClientDigest, local_start, week_sessions
 from jibble_pipeline.digest.site import EXPORT_SUFFIXES, export_file
@@ -218,40 +216,73 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
 _NUMBER_FORMATS = {"Work date": "yyyy-mm-dd", "Duration (hours)": "0.00", "Hours (decimal)": "0.00"}
 
 
-def _write_sheet(sheet: Worksheet, frame: pd.DataFrame, bold_last_row: bool = False) -> None:
-    bold = Font(bold=True)
-    widths = [len(str(c)) for c in frame.columns]
-    for col, name in enumerate(frame.columns, start=1):
-        sheet.cell(row=1, column=col, value=str(name)).font = bold
-    for r, record in enumerate(frame.itertuples(index=False), start=2):
-        for col, value in enumerate(record, start=1):
+def _column_width(frame: pd.DataFrame, name: str) -> int:
+    """Characters of the column's longest value as shown (decimals at two places)."""
+    values = frame[name].dropna()
+    if name in _NUMBER_FORMATS and name != "Work date":
+        shown = values.map(lambda v: f"{v:.2f}")
+    else:
+        shown = values.astype(str)
+    return int(max(len(name), shown.str.len().max() if len(shown) else 0))
+
+
+class _Formats:
+    """The workbook's cell formats, made once per workbook."""
+
+    def __init__(self, book: xlsxwriter.Workbook):
+        self.bold = book.add_format({"bold": True})
+        self._by_column = {
+            name: book.add_format({"num_format": number})
+            for name, number in _NUMBER_FORMATS.items()
+        }
+        self._total = {
+            name: book.add_format({"num_format": number, "bold": True})
+            for name, number in _NUMBER_FORMATS.items()
+        }
+
+    def cell(self, column: str, total: bool) -> Any:
+        if total:
+            return self._total.get(column, self.bold)
+        return self._by_column.get(column)
+
+
+def _write_sheet(
+    sheet: Any, frame: pd.DataFrame, formats: _Formats, bold_last_row: bool = False
+) -> None:
+    columns = [str(c) for c in frame.columns]
+    sheet.write_row(0, 0, columns, formats.bold)
+    last = len(frame)
+    for r, record in enumerate(frame.itertuples(index=False), start=1):
+        total = bold_last_row and r == last
+        for c, value in enumerate(record):
             if _missing(value):
                 continue
-            cell = sheet.cell(row=r, column=col, value=value)
+            if hasattr(value, "item"):  # numpy scalars
+                value = value.item()
+            style = formats.cell(columns[c], total)
             if isinstance(value, str):
-                cell.data_type = "s"  # never a formula, whatever the text starts with
-            name = frame.columns[col - 1]
-            if name in _NUMBER_FORMATS:
-                cell.number_format = _NUMBER_FORMATS[name]
-            shown = f"{value:.2f}" if isinstance(value, float) else str(value)
-            widths[col - 1] = max(widths[col - 1], len(shown))
-            if bold_last_row and r == len(frame) + 1:
-                cell.font = bold
-    for col, width in enumerate(widths, start=1):
-        sheet.column_dimensions[get_column_letter(col)].width = min(width + 2, _MAX_WIDTH)
-    sheet.freeze_panes = "A2"
-    last_row = len(frame) + 1 - (1 if bold_last_row else 0)
-    sheet.auto_filter.ref = f"A1:{get_column_letter(len(frame.columns))}{max(last_row, 1)}"
+                sheet.write_string(r, c, value, style)  # never a formula, whatever it starts with
+            elif isinstance(value, bool):
+                sheet.write_boolean(r, c, value, style)
+            elif isinstance(value, date):
+                sheet.write_datetime(r, c, value, style)
+            else:
+                sheet.write_number(r, c, value, style)
+    for c, name in enumerate(columns):
+        sheet.set_column(c, c, min(_column_width(frame, name) + 2, _MAX_WIDTH))
+    sheet.freeze_panes(1, 0)
+    sheet.autofilter(0, 0, max(last - (1 if bold_last_row else 0), 0), len(columns) - 1)
 
 
 def workbook_bytes(export: ClientExport) -> bytes:
-    """Sheets ``Hours`` (with its total row) and ``Sessions``."""
-    book = Workbook()
-    hours = book.active
-    assert hours is not None
-    hours.title = "Hours"
-    _write_sheet(hours, export.hours_with_total(), bold_last_row=True)
-    _write_sheet(book.create_sheet("Sessions"), export.sessions)
+    """Sheets ``Hours`` (with its total row) and ``Sessions``. Written with XlsxWriter, which
+    streams cells to the file several times faster than building the sheets in memory."""
     buffer = io.BytesIO()
-    book.save(buffer)
+    options = {"in_memory": True, "strings_to_formulas": False, "strings_to_numbers": False,
+               "strings_to_urls": False}  # fmt: skip
+    book = xlsxwriter.Workbook(buffer, options)
+    formats = _Formats(book)
+    _write_sheet(book.add_worksheet("Hours"), export.hours_with_total(), formats, True)
+    _write_sheet(book.add_worksheet("Sessions"), export.sessions, formats)
+    book.close()
     return buffer.getvalue()
