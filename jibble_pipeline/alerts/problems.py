@@ -1,4 +1,5 @@
-"""Yesterday's problems, read from the warehouse in one set-based statement.
+"""Yesterday's problems (docs/rules.md, Daily operations alert), read from the warehouse in
+one set-based statement.
 
 One row per problem of a work date: sessions still open or with no clock-out (forgot to
 clock out), automatic clock-outs, Out punches with no open session (orphans), entries in

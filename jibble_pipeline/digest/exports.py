@@ -1,4 +1,5 @@
-"""A client's week as files clients open in a spreadsheet: pure, no I/O.
+"""A client's week as files clients open in a spreadsheet (docs/rules.md, Client-week
+exports): pure, no I/O.
 
 Two tables, built from the week's sessions of the client's groups (the same sessions the
 digest's hours per day and Notes come from; docs/rules.md, Sessions):

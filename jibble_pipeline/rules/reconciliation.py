@@ -1,4 +1,5 @@
-"""Our weekly work hours against Jibble's own totals, agent by agent, with the causes we can see.
+"""Our weekly work hours against Jibble's own totals, agent by agent, with the causes we can
+see (docs/rules.md, Reconciliation with Jibble's totals).
 
 Pure frames in, frame out: the warehouse and Jibble are read elsewhere (the check
 ``hours_match_jibble``). Known causes of a difference, per agent-week:
