@@ -93,6 +93,7 @@ class Simulator:
             "JIBBLE_IDENTITY_URL": self.url,
             "JIBBLE_WORKSPACE_URL": self.url,
             "JIBBLE_TIME_TRACKING_URL": self.url,
+            "JIBBLE_TIME_ATTENDANCE_URL": self.url,
         }
 
     def token(self) -> str:
