@@ -295,6 +295,10 @@ def test_the_morning_schedule_asks_for_yesterday_in_its_time_zone():
         request = schedule(context)
     assert request.partition_key == "2025-01-07"
     assert request.run_key == f"2025-01-07@{tick.isoformat()}"
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED  # nobody to tell
+    with_recipient = {**CREDENTIALS, "JIBBLE_ALERT_EMAILS": "ops@staffing.example"}
+    running = build_alert_schedule(load_alert_settings(with_recipient)).default_status
+    assert running == dg.DefaultScheduleStatus.RUNNING
 
 
 def test_settings_from_the_environment():

@@ -3,7 +3,8 @@
 The schedule ticks at ``JIBBLE_ALERT_SEND_AT`` in ``JIBBLE_ALERT_TIMEZONE`` and again each
 of the next ``RETRY_TICKS`` hours; every tick materialises the alert of yesterday's work
 date on that calendar, and the ``sent_alerts`` log makes the later ticks send only what
-failed before. The 10-minute refresh keeps yesterday's sessions current meanwhile.
+failed before. The 10-minute refresh keeps yesterday's sessions current meanwhile. With no
+recipient configured the schedule starts stopped.
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ def build_alert_schedule(settings: AlertSettings) -> dg.ScheduleDefinition:
         cron_schedule=morning_cron(settings.send_at, "*", RETRY_TICKS),
         execution_timezone=settings.timezone,
         job=send_daily_alert,
-        default_status=dg.DefaultScheduleStatus.RUNNING,
+        # Off until someone is to receive it (the demo's operations address counts).
+        default_status=dg.DefaultScheduleStatus.RUNNING
+        if settings.emails or settings.webhook_url_set
+        else dg.DefaultScheduleStatus.STOPPED,
         description="Yesterday's problems per client group, each morning (later ticks retry "
         "failures).",
     )
