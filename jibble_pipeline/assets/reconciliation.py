@@ -1,12 +1,13 @@
 """Our weekly hours against Jibble's own totals: the check ``hours_match_jibble``.
 
-For each week of the run it reads Jibble's ``TrackedTimeReport`` and the entries Jibble
-changed since our newest ``updatedAt`` of the week's dates, and compares each agent's week
-(``rules.reconciliation``) with what the warehouse holds (``warehouse.reconciliation``).
+For each week of the run it reads Jibble's ``TrackedTimeReport`` and, in one query, the
+entries Jibble changed after our newest ``updatedAt`` of each of its dates, and compares each
+agent's week (``rules.reconciliation``) with what the warehouse holds
+(``warehouse.reconciliation``).
 It warns, never blocks; where the tenant's plan has no report it passes, skipped, saying why.
 """
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import dagster as dg
@@ -73,9 +74,11 @@ def hours_match_jibble(
                     }
                     return dg.AssetCheckResult(passed=True, severity=warn, metadata=skipped)
                 theirs.extend((week, person, seconds) for person, seconds in report.items())
-                held = [watermarks[d] for d in watermarks if week <= d <= sunday]
-                since = min(held).to_pydatetime() if held else datetime(2000, 1, 1, tzinfo=UTC)
-                changed.extend(client.time_entries_changed_since(since, work_dates=(week, sunday)))
+                days = [week + timedelta(days=n) for n in range(7)]
+                newest = {
+                    d: watermarks[d].to_pydatetime() if d in watermarks else None for d in days
+                }
+                changed.extend(client.time_entries_newer_than(newest))
     except JibbleError as error:
         context.log.warning(f"hours_match_jibble could not read Jibble's totals: {error}")
         return dg.AssetCheckResult(passed=False, severity=warn, metadata={"error": str(error)})

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import orjson
 
-from jibble_pipeline.jibble.odata import all_of, at_or_after, before, between_dates
+from jibble_pipeline.jibble.odata import after, all_of, any_of, at_or_after, before, between_dates
 from jibble_pipeline.jibble.paging import Collection, PageReader, PagingError
 from jibble_pipeline.jibble.reports import ReportUnavailable, tracked_seconds_by_member
 from jibble_pipeline.settings import PRODUCTION_TIME_ATTENDANCE_URL
@@ -229,6 +229,23 @@ class JibbleClient:
         if work_dates is not None:
             conditions.append(between_dates("belongsToDate", *work_dates))
         query = {"$filter": all_of(*conditions), "$orderby": ENTRY_ORDER}
+        return self._read_all(self.time_tracking_url, TIME_ENTRIES_PATH, query)
+
+    def time_entries_newer_than(
+        self, newest: Mapping[date, datetime | None]
+    ) -> list[dict[str, Any]]:
+        """Entries of each work date in ``newest`` whose ``updatedAt`` is after the date's
+        instant (every entry of a date mapped to None), in one query: what changed at
+        Jibble since the newest version held of each date."""
+        if not newest:
+            return []
+        clauses = [
+            all_of(between_dates("belongsToDate", day, day), after("updatedAt", moment))
+            if moment is not None
+            else between_dates("belongsToDate", day, day)
+            for day, moment in sorted(newest.items())
+        ]
+        query = {"$filter": any_of(*clauses), "$orderby": ENTRY_ORDER}
         return self._read_all(self.time_tracking_url, TIME_ENTRIES_PATH, query)
 
     def tracked_time_by_member(

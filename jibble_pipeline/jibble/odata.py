@@ -23,6 +23,10 @@ def at_or_after(field: str, moment: datetime) -> str:
     return f"{field} ge {instant_literal(moment)}"
 
 
+def after(field: str, moment: datetime) -> str:
+    return f"{field} gt {instant_literal(moment)}"
+
+
 def before(field: str, moment: datetime) -> str:
     return f"{field} lt {instant_literal(moment)}"
 
@@ -30,3 +34,12 @@ def before(field: str, moment: datetime) -> str:
 def all_of(*conditions: str) -> str:
     """Conditions joined by ``and``, each parenthesised when it has its own ``or``."""
     return " and ".join(f"({c})" if " or " in c else c for c in conditions)
+
+
+def any_of(*conditions: str) -> str:
+    """Conditions joined by ``or``, each parenthesised when it has its own ``and``.
+
+    >>> any_of("a eq 1 and b eq 2", "a eq 3")
+    '(a eq 1 and b eq 2) or a eq 3'
+    """
+    return " or ".join(f"({c})" if " and " in c else c for c in conditions)
