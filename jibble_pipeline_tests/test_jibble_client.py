@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -120,6 +120,32 @@ def test_changed_since_asks_for_updated_entries(simulator):
         changed = client.time_entries_changed_since(datetime(2025, 2, 11, tzinfo=UTC))
     assert [e["id"] for e in changed] == [some["id"]]
     assert changed[0]["note"] == "fixed by the team lead"
+
+
+def test_newer_than_asks_each_date_for_what_changed_since_its_own_newest(simulator):
+    org = simulator.organisation
+    first, second = FIRST, FIRST + timedelta(days=1)
+    held = {day: org.time_entries_for_dates(day, day) for day in (first, second)}
+    newest = {day: max(datetime.fromisoformat(e["updatedAt"]) for e in held[day]) for day in held}
+    edited = held[first][2]
+    org.set_now(datetime(2025, 2, 11, 9, tzinfo=UTC))
+    org.edit_entry(edited["id"], note="fixed by the team lead")
+    simulator.reset_stats()
+    with client_for(simulator) as client:
+        changed = client.time_entries_newer_than({**newest, second: None})
+    by_date: dict[str, list[dict]] = {}
+    for entry in changed:
+        by_date.setdefault(entry["belongsToDate"], []).append(entry)
+    # The first date: only the edit is newer (the filter's instant is whole seconds, so
+    # entries of the newest one's second come too); the second, held nothing of: every entry.
+    newer = [e for e in by_date[first.isoformat()]
+             if datetime.fromisoformat(e["updatedAt"]) > newest[first]]  # fmt: skip
+    assert [e["id"] for e in newer] == [edited["id"]]
+    assert sorted(e["id"] for e in by_date[second.isoformat()]) == sorted(
+        e["id"] for e in held[second]
+    )
+    # One query for both dates, paged past the cap of 7 like any other.
+    assert simulator.stats.pages == pages_needed(len(changed), 7)
 
 
 def test_one_token_serves_the_session_and_a_401_refreshes_it_once(simulator):
