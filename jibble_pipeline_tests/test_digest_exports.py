@@ -325,5 +325,16 @@ def test_names_that_look_like_formulas_stay_text():
         assert agent.value == names.agents["p-x"] and agent.data_type == "s"  # not a formula
 
 
+def test_the_same_week_gives_the_same_files(pipeline):
+    """A re-render of an unchanged week rewrites byte-identical files (no clock inside)."""
+    first = pipeline.reports / export_file(WEEK, BETA, "hours_xlsx")
+    before = {kind: (pipeline.reports / export_file(WEEK, BETA, kind)).read_bytes()
+              for kind in ("hours_xlsx", "hours_csv", "sessions_csv")}  # fmt: skip
+    assert pipeline.run(["client_digests"]).success
+    assert {kind: (pipeline.reports / export_file(WEEK, BETA, kind)).read_bytes()
+            for kind in before} == before  # fmt: skip
+    assert openpyxl.load_workbook(first).properties.created.date() == WEEK
+
+
 def read_csv_bytes(content: bytes) -> pd.DataFrame:
     return pd.read_csv(io.BytesIO(content), encoding="utf-8-sig")

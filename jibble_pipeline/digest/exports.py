@@ -25,7 +25,7 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any
 
 import pandas as pd
@@ -277,11 +277,13 @@ def _write_sheet(
 
 def workbook_bytes(export: ClientExport) -> bytes:
     """Sheets ``Hours`` (with its total row) and ``Sessions``. Written with XlsxWriter, which
-    streams cells to the file several times faster than building the sheets in memory."""
+    streams cells to the file several times faster than building the sheets in memory. The
+    same week's content gives the same bytes: the file is dated by its week, not the clock."""
     buffer = io.BytesIO()
     options = {"in_memory": True, "strings_to_formulas": False, "strings_to_numbers": False,
                "strings_to_urls": False}  # fmt: skip
     book = xlsxwriter.Workbook(buffer, options)
+    book.set_properties({"created": datetime.combine(export.week, time())})
     formats = _Formats(book)
     _write_sheet(book.add_worksheet("Hours"), export.hours_with_total(), formats, True)
     _write_sheet(book.add_worksheet("Sessions"), export.sessions, formats)
