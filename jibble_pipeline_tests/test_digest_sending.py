@@ -132,6 +132,9 @@ def test_smtp_delivers_multipart_digests_once(pipeline_clean_log, monkeypatch):
     assert set(parts) == {"text/plain", "text/html"}
     assert "Total hours worked: 9:15" in parts["text/plain"]
     assert "<!DOCTYPE html>" in parts["text/html"] and "9:15" in parts["text/html"]
+    # The body names what is attached.
+    named = f"the hours per agent, activity and day, and every session: {', '.join(EXPORT_NAMES)}"
+    assert named in parts["text/plain"] and named in parts["text/html"]
     # A name carrying CR LF did not add a header.
     assert by_recipient[BOTH]["Bcc"] is None and "\n" not in by_recipient[BOTH]["Subject"]
 
@@ -200,12 +203,14 @@ def test_with_attachments_off_the_digest_goes_alone(pipeline_clean_log, monkeypa
     monkeypatch.setenv("TEST_SMTP_PASSWORD", SMTP_PASSWORD)
     with SmtpServer(SMTP_USER, SMTP_PASSWORD) as server:
         email = {"email": smtp_email(server, attachments=False)}
-        result = pipeline.run(["sent_digests"], resources=email)
+        result = pipeline.run(["client_digests", "sent_digests"], resources=email)
         received = server.received()
+    pipeline.run(["client_digests"])  # the module's other tests read digests with attachments
     assert result.success and len(received) == 3
     for message in received:
         assert message.get_content_type() == "multipart/alternative"
         assert list(message.iter_attachments()) == []
+        assert "Attached" not in message.get_body(("plain",)).get_content()
     assert metadata(result, "sent_digests")["attachments"] == "off"
     assert not load_digest_settings({"JIBBLE_DIGEST_ATTACHMENTS": "false"}).attachments
     assert load_digest_settings({}).attachments

@@ -105,16 +105,20 @@ def client_digests(
     client_directory: pd.DataFrame,
     warehouse: WarehouseResource,
     reports: ReportsResource,
+    email: EmailResource,
 ) -> pd.DataFrame:
     """Each client's week: total hours, hours per agent and activity, hours per day, and
-    Notes (open, incomplete, auto clock-out sessions), as HTML and text (h:mm). Also written
-    as files under ``<reports>/digests/<week>/``."""
+    Notes (open, incomplete, auto clock-out sessions), as HTML and text (h:mm), naming the
+    exports the email carries. Also written as files under ``<reports>/digests/<week>/``,
+    with the exports (workbook and CSVs)."""
     names = load_names(warehouse)
     clients = clients_from_frame(client_directory)
     rendered_at = datetime.now(UTC)
     rows: list[dict] = []
     for week in run_weeks(context):
-        rendered = digest_week(week, clients, weekly_hours, sessions, names, rendered_at)
+        rendered = digest_week(
+            week, clients, weekly_hours, sessions, names, rendered_at, email.attachments
+        )
         folder = rendered.publish(reports.path)
         for warning in rendered.warnings():
             context.log.warning(warning)

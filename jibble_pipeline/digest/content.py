@@ -79,6 +79,7 @@ class ClientDigest(_Model):
     agents: list[AgentHours]
     days: list[DayHours]
     notes: list[Note]
+    attachments: list[str] = []  # file names of the week's exports the email carries
 
     @property
     def week_end(self) -> date:

@@ -22,6 +22,9 @@ FOOTNOTE = (
     "Hours are h:mm of completed work sessions. Sessions still open or never clocked out "
     "count no hours until they are closed in Jibble; they are listed under Notes."
 )
+ATTACHED = (
+    "Attached, to open in a spreadsheet: the hours per agent, activity and day, and every session:"
+)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 _STYLE = {
@@ -49,7 +52,9 @@ environment = Environment(
 )
 
 
-environment.globals.update(hours=format_hours, s=_STYLE, footnote=FOOTNOTE, day_label=day_label)
+environment.globals.update(
+    hours=format_hours, s=_STYLE, footnote=FOOTNOTE, attached=ATTACHED, day_label=day_label
+)
 
 
 def one_line(text: str, limit: int = 200) -> str:
@@ -100,5 +105,7 @@ def render_text(digest: ClientDigest) -> str:
             f"{one_line(note.activity)}, "
             f"started {note.start_text}"
         )
+    if digest.attachments:
+        lines += ["", f"{ATTACHED} {', '.join(digest.attachments)}"]
     lines += ["", FOOTNOTE, ""]
     return "\n".join(lines)

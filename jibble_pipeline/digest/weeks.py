@@ -16,7 +16,12 @@ from psycopg import sql
 
 from jibble_pipeline.digest.content import ClientDigest, build_week_digests, groups_without_client
 from jibble_pipeline.digest.directory import Client
-from jibble_pipeline.digest.exports import ClientExport, build_client_export
+from jibble_pipeline.digest.exports import (
+    ATTACHMENTS,
+    ClientExport,
+    attachment_name,
+    build_client_export,
+)
 from jibble_pipeline.digest.render import render_html, render_text, subject
 from jibble_pipeline.digest.site import (
     AgentWeek,
@@ -128,9 +133,14 @@ def digest_week(
     sessions: pd.DataFrame,
     names: Names,
     rendered_at: datetime,
+    attachments: bool = False,
 ) -> DigestWeek:
-    """Every client's digest of ``week``, rendered."""
+    """Every client's digest of ``week``, rendered; ``attachments``: the email carries the
+    week's exports, and says so."""
     digests = build_week_digests(week, clients, weekly_hours, sessions, names)
+    if attachments:
+        files = [attachment_name(kind, week) for kind in ATTACHMENTS]
+        digests = [d.model_copy(update={"attachments": files}) for d in digests]
     uncovered = [
         {"week": week.isoformat(), "group": names.group(g)}
         for g in groups_without_client(weekly_hours, clients, week)
