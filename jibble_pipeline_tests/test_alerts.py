@@ -205,6 +205,18 @@ def test_each_kind_of_problem_is_listed(clean, monkeypatch):
     )
 
 
+def test_nobody_is_missed_on_a_holiday(clean):
+    pipeline = clean
+    with SmtpServer() as server:
+        holiday = alerts(holidays=[TUESDAY.isoformat()])
+        result = run_alert(pipeline, TUESDAY, {"email": smtp(server), "alerts": holiday})
+        (message,) = [m for m in server.received() if m["To"] == OPS[0]]
+    text = message.get_body(("plain",)).get_content()
+    assert result.success and metadata(result, "operations_alert")["working_day"] is False
+    assert "Tracked nothing" not in text
+    assert "Automatic clock-out: Maria Santos" in text  # the day's other problems stay
+
+
 def test_an_empty_day_sends_nothing_unless_asked(clean, monkeypatch):
     pipeline = clean
     with SmtpServer() as server, FakeWebhook() as webhook:
@@ -312,15 +324,18 @@ def test_settings_from_the_environment():
             "JIBBLE_ALERT_EMAILS": "Ops@Staffing.example; lead@staffing.example",
             "JIBBLE_ALERT_WEBHOOK_URL": "https://acme.webhook.office.com/webhookb2/x/y",
             "JIBBLE_ALERT_WORKING_DAYS": "Sunday,mon,tue,wed,thu",
+            "JIBBLE_ALERT_HOLIDAYS": "2025-12-25, 2025-01-01",
             "JIBBLE_DIGEST_TIMEZONE": "Asia/Manila",
         }
     )
     assert not live.dry_run and live.emails == ("ops@staffing.example", "lead@staffing.example")
     assert live.webhook_format == "teams" and live.timezone == "Asia/Manila"
     assert live.working_days == (1, 2, 3, 4, 7)
+    assert live.holidays == (date(2025, 1, 1), date(2025, 12, 25))
     mistakes = {
         "JIBBLE_ALERT_EMAILS": "ops at staffing",
         "JIBBLE_ALERT_WORKING_DAYS": "weekdays",
+        "JIBBLE_ALERT_HOLIDAYS": "25 December",
         "JIBBLE_ALERT_WEBHOOK_URL": "hooks.slack.com/services/secret-path",
         "JIBBLE_ALERT_SEND_AT": "8am",
         "JIBBLE_ALERT_TIMEZONE": "Manila",

@@ -10,7 +10,7 @@ started), else the agent's current group.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import date
 
 import pandas as pd
@@ -53,13 +53,14 @@ WHERE %(working_day)s AND g.group_id IS NOT NULL AND g.removed_at IS NULL
 """
 
 
-def is_working_day(day: date, working_days: Sequence[int]) -> bool:
-    """``working_days`` are ISO weekday numbers (Monday = 1)."""
-    return day.isoweekday() in working_days
+def is_working_day(day: date, working_days: Sequence[int], holidays: Collection[date] = ()) -> bool:
+    """``working_days`` are ISO weekday numbers (Monday = 1); ``holidays`` are not."""
+    return day.isoweekday() in working_days and day not in holidays
 
 
-def load_problems(warehouse: Warehouse, day: date, working_days: Sequence[int]) -> pd.DataFrame:
-    """The problems of work date ``day`` (columns of ``PROBLEMS``)."""
+def load_problems(warehouse: Warehouse, day: date, working_day: bool) -> pd.DataFrame:
+    """The problems of work date ``day`` (columns of ``PROBLEMS``); agents who tracked
+    nothing only when it is a ``working_day``."""
     tables = {
         "sessions": "sessions",
         "attendance": "daily_attendance",
@@ -71,7 +72,7 @@ def load_problems(warehouse: Warehouse, day: date, working_days: Sequence[int]) 
     )
     params = {
         "day": day,
-        "working_day": is_working_day(day, working_days),
+        "working_day": working_day,
         "working_statuses": list(WORKING_STATUSES),
     }
     return warehouse.query_frame(query, params)

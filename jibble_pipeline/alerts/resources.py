@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from typing import Literal
 
 import dagster as dg
@@ -64,10 +65,15 @@ class AlertResource(dg.ConfigurableResource):
     webhook_url: str | None = None
     webhook_format: Literal["slack", "teams"] = "slack"
     working_days: list[int] = [1, 2, 3, 4, 5]
+    holidays: list[str] = []  # ISO dates on which nobody is expected to track
     send_empty: bool = False
     dry_run: bool = True
     webhook_timeout_seconds: float = 30.0
     webhook_max_attempts: int = 4
+
+    @property
+    def holiday_dates(self) -> set[date]:
+        return {date.fromisoformat(day) for day in self.holidays}
 
     @property
     def webhook_recipient(self) -> str:
@@ -99,6 +105,7 @@ def build_alert_resources(settings: AlertSettings) -> dict[str, object]:
             webhook_url=dg.EnvVar("JIBBLE_ALERT_WEBHOOK_URL") if settings.webhook_url_set else None,
             webhook_format=settings.webhook_format,
             working_days=list(settings.working_days),
+            holidays=[day.isoformat() for day in settings.holidays],
             send_empty=settings.send_empty,
             dry_run=settings.dry_run,
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import time
+from datetime import date, time
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -43,6 +43,7 @@ class AlertSettings:
     timezone: str
     send_at: time
     working_days: tuple[int, ...]  # ISO weekday numbers, Monday = 1
+    holidays: tuple[date, ...]
     send_empty: bool
     dry_run: bool
 
@@ -66,6 +67,16 @@ def _working_days(text: str) -> tuple[int, ...]:
             f"mon,tue,wed,thu,fri, got {text!r}."
         )
     return tuple(sorted({DAY_NAMES.index(d) + 1 for d in days}))
+
+
+def _holidays(text: str) -> tuple[date, ...]:
+    try:
+        return tuple(sorted({date.fromisoformat(d.strip()) for d in text.split(",") if d.strip()}))
+    except ValueError:
+        raise ConfigurationError(
+            "JIBBLE_ALERT_HOLIDAYS must be dates like 2025-12-25 separated by commas, got "
+            f"{text!r}."
+        ) from None
 
 
 def _webhook_format(env: Mapping[str, str], url: str) -> WebhookFormat:
@@ -94,6 +105,7 @@ def load_alert_settings(environ: Mapping[str, str] | None = None) -> AlertSettin
         ),
         send_at=clock_setting(env, "JIBBLE_ALERT_SEND_AT", DEFAULT_SEND_AT),
         working_days=_working_days(env.get("JIBBLE_ALERT_WORKING_DAYS") or DEFAULT_WORKING_DAYS),
+        holidays=_holidays(env.get("JIBBLE_ALERT_HOLIDAYS") or ""),
         send_empty=bool(flag_setting(env, "JIBBLE_ALERT_SEND_EMPTY")),
         # The demo's alerts are a dry run unless asked otherwise: its agents are synthetic.
         dry_run=base.demo_mode if dry_run is None else dry_run,

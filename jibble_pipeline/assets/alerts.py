@@ -57,10 +57,11 @@ def operations_alert(
     an empty day sends nothing unless ``JIBBLE_ALERT_SEND_EMPTY`` is set."""
     day = date.fromisoformat(context.partition_key)
     store = warehouse.open()
-    alert = build_alert(day, load_problems(store, day, alerts.working_days), load_names(warehouse))
+    working_day = is_working_day(day, alerts.working_days, alerts.holiday_dates)
+    alert = build_alert(day, load_problems(store, day, working_day), load_names(warehouse))
     metadata: dict[str, Any] = {
         "problems": alert.count,
-        "working_day": is_working_day(day, alerts.working_days),
+        "working_day": working_day,
         "per_group": table_metadata(pd.DataFrame(alert.per_group())),
         "message": dg.MetadataValue.md(f"```\n{alert.text}```"),
     }
