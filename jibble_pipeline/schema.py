@@ -197,41 +197,35 @@ CLIENT_DIGESTS = Table(
     partition_column="week_start",
     indexes=(("week_start",),),
 )  # fmt: skip
-# The send log: one row per (week, client), never replaced by a re-run. The sending step
-# claims rows and records outcomes with set-based statements of its own
-# (warehouse/sent_log.py); a plain write would only upsert.
-SENT_DIGESTS = Table(
-    "sent_digests",
-    {
-        "week_start": "date NOT NULL", "client_email": "text NOT NULL", "status": "text NOT NULL",
-        "attempts": "integer NOT NULL", "send_count": "integer NOT NULL", "backend": TEXT,
-        "subject": TEXT, "digest_sha256": TEXT, "message_id": TEXT, "last_error": TEXT,
-        "first_attempt_at": TS, "claimed_at": TS, "last_attempt_at": TS, "sent_at": TS,
-        "run_id": TEXT,
-    },
-    write="upsert",
-    primary_key=("week_start", "client_email"),
-    partition_column="week_start",
-    indexes=(("week_start",), ("status",)),
-)  # fmt: skip
+
+
+def _send_log(name: str, period: str, recipient: str, sha: str, *indexes: str) -> Table:
+    """A send log: one row per (period, recipient), claimed and recorded by the sending
+    step's own set-based statements (warehouse/sent_log.py), never replaced by a re-run
+    (a plain write would only upsert)."""
+    return Table(
+        name,
+        {
+            period: "date NOT NULL", recipient: "text NOT NULL", "status": "text NOT NULL",
+            "attempts": "integer NOT NULL", "send_count": "integer NOT NULL", "backend": TEXT,
+            "subject": TEXT, sha: TEXT, "message_id": TEXT, "last_error": TEXT,
+            "first_attempt_at": TS, "claimed_at": TS, "last_attempt_at": TS, "sent_at": TS,
+            "run_id": TEXT,
+        },
+        write="upsert",
+        primary_key=(period, recipient),
+        partition_column=period,
+        indexes=((period,), *((i,) for i in indexes)),
+    )  # fmt: skip
+
+
+# Which client got which week's digest.
+SENT_DIGESTS = _send_log("sent_digests", "week_start", "client_email", "digest_sha256", "status")
 
 # ------------------------------------------------------------------------------ alerts
 # The daily operations alert's send log: one row per (work date, recipient: an email
-# address or the webhook), claimed and recorded like ``sent_digests``, never replaced.
-SENT_ALERTS = Table(
-    "sent_alerts",
-    {
-        "alert_date": "date NOT NULL", "recipient": "text NOT NULL", "status": "text NOT NULL",
-        "attempts": "integer NOT NULL", "send_count": "integer NOT NULL", "backend": TEXT,
-        "subject": TEXT, "alert_sha256": TEXT, "message_id": TEXT, "last_error": TEXT,
-        "first_attempt_at": TS, "claimed_at": TS, "last_attempt_at": TS, "sent_at": TS,
-        "run_id": TEXT,
-    },
-    write="upsert",
-    primary_key=("alert_date", "recipient"),
-    partition_column="alert_date",
-    indexes=(("alert_date",),),
-)  # fmt: skip
+# address or the webhook).
+SENT_ALERTS = _send_log("sent_alerts", "alert_date", "recipient", "alert_sha256")
 
 TABLES: dict[str, Table] = {
     t.name: t

@@ -263,16 +263,20 @@ class DigestPipeline:
     def prepare(self) -> None:
         """The fixture's snapshots and entries, then sessions and the week's hours."""
         load_fixture(self.warehouse)
+        self.derive(FIRST_DAY, LAST_DAY)
+        self.run([self.weekly_hours])
+
+    def derive(self, first: date, last: date) -> None:
+        """Sessions and attendance of work dates [first, last] from the raw entries, at ``NOW``."""
         daily = dg.materialize(
             self.assets,
             selection=[self.derive_daily_hours],
             instance=self.instance,
             resources=self.resources,
-            tags=range_tags(FIRST_DAY, LAST_DAY),
+            tags=range_tags(first, last),
             run_config={"ops": {"derive_daily_hours": {"config": {"now": NOW.isoformat()}}}},
         )
         assert daily.success
-        self.run([self.weekly_hours])
 
     def run(
         self,

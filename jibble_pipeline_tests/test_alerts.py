@@ -16,7 +16,6 @@ from jibble_pipeline.automation.alerts import build_alert_schedule
 from jibble_pipeline.digest.resources import EmailResource
 from jibble_pipeline.jibble.frames import entries_frame
 from jibble_pipeline.jibble.models import TimeEntry, parse_payloads
-from jibble_pipeline.partitions import range_tags
 from jibble_pipeline.settings import ConfigurationError
 from jibble_pipeline.warehouse.store import DateWindow
 from jibble_pipeline_tests.digest_fixture import (
@@ -47,15 +46,7 @@ def _add_problems(pipeline: DigestPipeline) -> None:
     assert not rejected
     window = DateWindow(SATURDAY, SATURDAY + timedelta(days=1))
     pipeline.warehouse.write("raw_time_entries", entries_frame(entries, NOW), window)
-    derived = dg.materialize(
-        pipeline.assets,
-        selection=[pipeline.derive_daily_hours],
-        instance=pipeline.instance,
-        resources=pipeline.resources,
-        tags=range_tags(SATURDAY, SATURDAY),
-        run_config={"ops": {"derive_daily_hours": {"config": {"now": NOW.isoformat()}}}},
-    )
-    assert derived.success
+    pipeline.derive(SATURDAY, SATURDAY)
     pipeline.query(
         "INSERT INTO quarantined_entries (partition_date, entry_id, reason, raw_payload,"
         " quarantined_at, quarantine_key) VALUES (%s, 'e99', 'time: not an ISO 8601 instant',"

@@ -115,29 +115,24 @@ class JibbleClient:
         self.pacing = pacing or Pacing()
         self.log = log or logging.getLogger(__name__)
         retry = retry or RetryPolicy()
+
         # The token travels in a header set just before each request leaves, so however long
         # a request waited for its turn, it goes with a valid token.
-        self._session = open_session(
-            f"jibble:{client_id}",
-            pacing=self.pacing,
-            retry=retry,
-            timeout_seconds=timeout_seconds,
-            headers={"Accept": "application/json"},
-            log=self.log,
-            share=share,
-            prepare=self._authorise,
-        )
+        def api_session(api: str) -> ApiSession:
+            return open_session(
+                api,
+                pacing=self.pacing,
+                retry=retry,
+                timeout_seconds=timeout_seconds,
+                headers={"Accept": "application/json"},
+                log=self.log,
+                share=share,
+                prepare=self._authorise,
+            )
+
+        self._session = api_session(f"jibble:{client_id}")
         # Jibble's own totals live on another host, with limits of their own; same token.
-        self._attendance = open_session(
-            f"jibble-time-attendance:{client_id}",
-            pacing=self.pacing,
-            retry=retry,
-            timeout_seconds=timeout_seconds,
-            headers={"Accept": "application/json"},
-            log=self.log,
-            share=share,
-            prepare=self._authorise,
-        )
+        self._attendance = api_session(f"jibble-time-attendance:{client_id}")
         self._identity = open_session(
             f"jibble-identity:{client_id}",
             pacing=Pacing(concurrency=1),
