@@ -252,6 +252,69 @@ def _dagster_executable() -> str:
     return shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
 
 
+def command_doctor(args: argparse.Namespace) -> None:
+    """What the tenant does and what the pipeline will do (``jibble.doctor``); exits 1 when
+    something would stop a run. Needs no warehouse and no Dagster instance."""
+    import json
+
+    from jibble_pipeline.jibble.doctor import Doctor, Plan, table
+    from jibble_pipeline.resources import jibble_resource
+    from jibble_pipeline.settings import latest_work_date, load_settings
+
+    settings = load_settings()
+    plan = Plan(
+        first_date=settings.partitions_start,
+        last_date=latest_work_date() - timedelta(days=1),
+        concurrency=settings.concurrency,
+        max_requests_per_second=settings.max_requests_per_second,
+        organization_id=settings.organization_id,
+    )
+    where = (
+        "the project's local Jibble simulator (DEMO MODE: no credentials set)"
+        if settings.demo_mode
+        else f"Jibble at {settings.time_tracking_url}"
+    )
+    if not args.json:
+        print(f"Asking {where} what it accepts ...", flush=True)
+    resource = jibble_resource(settings, secrets_from_env=False)
+    with resource.get_client() as client:
+        diagnosis = Doctor(client, plan).run()
+    if args.json:
+        findings = [vars(finding) for finding in diagnosis.findings]
+        summary = {"requests": diagnosis.requests, "seconds": round(diagnosis.seconds, 1)}
+        print(json.dumps({"findings": findings, **summary, "blocked": diagnosis.blocked}))
+    else:
+        print(table(diagnosis))
+        print(f"\n{diagnosis.requests} requests in {diagnosis.seconds:.1f} s.")
+    if args.sample:
+        written = write_sample(Path(args.sample), diagnosis.samples)
+        print(f"Redacted sample of what the tenant sends: {written}", file=sys.stderr)
+    if diagnosis.blocked:
+        sys.exit("jibble-pipeline: a run would stop on what is marked BLOCKS above.")
+
+
+def write_sample(folder: Path, samples: dict) -> Path:
+    """The first page of each endpoint, redacted (``jibble.redact``), one JSON file each."""
+    import json
+
+    from jibble_pipeline.jibble.redact import Redactor
+
+    folder.mkdir(parents=True, exist_ok=True)
+    redactor = Redactor()
+    for name, body in samples.items():
+        text = json.dumps(redactor.redact(body), indent=2, ensure_ascii=False)
+        (folder / f"{name}.json").write_text(text + "\n", encoding="utf-8")
+    (folder / "README.txt").write_text(
+        "The first page each Jibble endpoint answered, as jibble-pipeline doctor read it.\n"
+        "Names, emails, notes, phone numbers, addresses, pictures and coordinates are\n"
+        "replaced by placeholders; every id is replaced by a digest that is the same\n"
+        "wherever the id appears (salted for this sample only). Times, durations,\n"
+        "statuses and field names are as Jibble sent them.\n",
+        encoding="utf-8",
+    )
+    return folder
+
+
 def command_stop_database(_: argparse.Namespace) -> None:
     from jibble_pipeline.settings import load_settings
     from jibble_pipeline.warehouse.embedded import stop_embedded_postgres
@@ -296,14 +359,26 @@ def main(argv: list[str] | None = None) -> None:
     code.add_argument("--host", default="0.0.0.0", help="address to listen on")
     code.add_argument("--port", type=int, default=4000, help="port to listen on")
     code.set_defaults(run=command_serve_code)
+    doctor = commands.add_parser(
+        "doctor",
+        help="ask the Jibble tenant what it accepts, and say what the pipeline will do",
+    )
+    doctor.add_argument("--json", action="store_true", help="print the findings as JSON")
+    doctor.add_argument(
+        "--sample",
+        metavar="DIR",
+        help="also write the first page of each endpoint there, names and ids redacted",
+    )
+    doctor.set_defaults(run=command_doctor)
     stop = commands.add_parser("stop-database", help="stop the embedded PostgreSQL server")
     stop.set_defaults(run=command_stop_database)
     args = parser.parse_args(argv)
+    from jibble_pipeline.jibble.client import JibbleError
     from jibble_pipeline.settings import ConfigurationError
 
     try:
         args.run(args)
-    except (UsageError, ConfigurationError, ConnectionError) as error:
+    except (UsageError, ConfigurationError, ConnectionError, JibbleError) as error:
         sys.exit(f"jibble-pipeline: {error}")
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import dagster as dg
 
 from jibble_pipeline.alerts.resources import build_alert_resources
@@ -11,6 +9,7 @@ from jibble_pipeline.alerts.settings import load_alert_settings
 from jibble_pipeline.assets.alerts import operations_alert
 from jibble_pipeline.assets.checks import ALL_CHECKS, freshness_sensor
 from jibble_pipeline.assets.digests import DIGEST_ASSETS
+from jibble_pipeline.assets.jibble_api import jibble_tenant
 from jibble_pipeline.assets.sessions import derive_daily_hours
 from jibble_pipeline.assets.snapshots import activities, agents, client_groups
 from jibble_pipeline.assets.time_entries import fetch_time_entries
@@ -21,7 +20,11 @@ from jibble_pipeline.automation.digests import (
     send_weekly_digests,
     weekly_digests,
 )
-from jibble_pipeline.automation.late_edits import late_edits_sensor, refetch_work_dates
+from jibble_pipeline.automation.late_edits import (
+    late_edits_sensor,
+    late_edits_sweep,
+    refetch_work_dates,
+)
 from jibble_pipeline.automation.schedules import (
     refresh_daily_assets,
     refresh_every_10_minutes,
@@ -29,43 +32,15 @@ from jibble_pipeline.automation.schedules import (
 from jibble_pipeline.automation.weekly import derive_weekly_hours, weekly_hours_automation
 from jibble_pipeline.digest.resources import build_digest_resources
 from jibble_pipeline.digest.settings import load_digest_settings
-from jibble_pipeline.jibble.resource import JibbleResource
-from jibble_pipeline.resources import pipeline_resources
+from jibble_pipeline.resources import env_or_none, jibble_resource, pipeline_resources
 from jibble_pipeline.settings import Settings, load_settings
-from jibble_pipeline.simulator.demo import DemoJibbleResource
-
-
-def _env_or_none(name: str, value: str | None) -> dg.EnvVar | None:
-    """Secrets go through EnvVar so their values never reach the UI or run config."""
-    return dg.EnvVar(name) if value else None
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
     """The live Jibble API with credentials, the demo's simulator without."""
-    limits: dict[str, Any] = {
-        "concurrency": settings.concurrency,
-        "max_requests_per_second": settings.max_requests_per_second,
-        "max_wait_seconds": settings.max_wait_seconds,
-        "api_runs": settings.api_runs,
-        "reconcile_tolerance_seconds": settings.reconcile_tolerance_seconds,
-    }
-    if settings.demo_mode:
-        jibble: JibbleResource = DemoJibbleResource(
-            first_date=settings.partitions_start.isoformat(), **limits
-        )
-    else:
-        jibble = JibbleResource(
-            client_id=_env_or_none("JIBBLE_CLIENT_ID", settings.client_id),
-            client_secret=_env_or_none("JIBBLE_CLIENT_SECRET", settings.client_secret),
-            identity_url=settings.identity_url,
-            workspace_url=settings.workspace_url,
-            time_tracking_url=settings.time_tracking_url,
-            time_attendance_url=settings.time_attendance_url,
-            **limits,
-        )
     return pipeline_resources(
-        jibble,
-        _env_or_none("JIBBLE_DATABASE_URL", settings.database_url),
+        jibble_resource(settings),
+        env_or_none("JIBBLE_DATABASE_URL", settings.database_url),
         settings.db_schema,
         None if settings.database_url else str(settings.embedded_data_dir),
     )
@@ -76,6 +51,7 @@ defs = dg.Definitions(
         agents,
         client_groups,
         activities,
+        jibble_tenant,
         fetch_time_entries,
         derive_daily_hours,
         weekly_hours,
@@ -91,7 +67,13 @@ defs = dg.Definitions(
         send_daily_alert,
     ],
     schedules=[refresh_every_10_minutes, weekly_digests, daily_operations_alert],
-    sensors=[weekly_hours_automation, late_edits_sensor, freshness_sensor, digest_automation],
+    sensors=[
+        weekly_hours_automation,
+        late_edits_sensor,
+        late_edits_sweep,
+        freshness_sensor,
+        digest_automation,
+    ],
     resources={
         **build_resources(load_settings()),
         **build_digest_resources(load_digest_settings()),

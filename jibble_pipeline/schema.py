@@ -54,7 +54,7 @@ AGENTS = Table(
         "person_id": "text NOT NULL", "full_name": TEXT, "preferred_name": TEXT, "email": TEXT,
         "group_id": TEXT, "status": TEXT, "code": TEXT, "role": TEXT, "time_zone": TEXT,
         "created_at": TS, "updated_at": TS, "removed_at": TS, "raw_payload": JSON,
-        "synced_at": TS,
+        "synced_at": TS, "time_zone_source": TEXT,
     },
     write="upsert",
     primary_key=("person_id",),
@@ -126,6 +126,15 @@ INGEST_CHECKPOINTS = Table(
     },
     write="upsert",
     primary_key=("range_first", "range_last", "work_date"),
+)  # fmt: skip
+# What the Jibble tenant accepts and how it answers (jibble.tenant), one row per capability of
+# each tenant (a digest of its client id): the next run starts from what was learned.
+JIBBLE_TENANT = Table(
+    "jibble_tenant",
+    {"tenant": "text NOT NULL", "capability": "text NOT NULL", "value": "text NOT NULL",
+     "evidence": TEXT, "learned_at": TS},
+    write="upsert",
+    primary_key=("tenant", "capability"),
 )  # fmt: skip
 SESSIONS = Table(
     "sessions",
@@ -231,7 +240,8 @@ TABLES: dict[str, Table] = {
     t.name: t
     for t in (
         AGENTS, CLIENT_GROUPS, ACTIVITIES, AGENT_GROUP_HISTORY, RAW_TIME_ENTRIES,
-        QUARANTINED_ENTRIES, INGEST_CHECKPOINTS, SESSIONS, DAILY_ATTENDANCE, WEEKLY_HOURS,
+        QUARANTINED_ENTRIES, INGEST_CHECKPOINTS, JIBBLE_TENANT, SESSIONS, DAILY_ATTENDANCE,
+        WEEKLY_HOURS,
         CLIENT_DIRECTORY, CLIENT_DIGESTS, SENT_DIGESTS, SENT_ALERTS,
     )
 }  # fmt: skip

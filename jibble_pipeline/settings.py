@@ -46,6 +46,7 @@ class Settings:
     api_runs: int = 2
     time_attendance_url: str = PRODUCTION_TIME_ATTENDANCE_URL
     reconcile_tolerance_seconds: float = 60.0
+    organization_id: str | None = None
 
     @property
     def demo_mode(self) -> bool:
@@ -127,6 +128,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_wait_seconds=max_wait,
         api_runs=api_runs,
         reconcile_tolerance_seconds=tolerance,
+        organization_id=(env.get("JIBBLE_ORGANIZATION_ID") or "").strip() or None,
     )
 
 

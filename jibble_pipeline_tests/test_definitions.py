@@ -7,13 +7,14 @@ from jibble_pipeline.definitions import defs
 DAILY_ASSETS = {"raw_time_entries", "quarantined_entries", "sessions", "daily_attendance"}
 SNAPSHOTS = {"agents", "client_groups", "activities", "agent_group_history"}
 DIGEST_ASSETS = {"client_directory", "client_digests", "sent_digests", "report_site"}
+TENANT = {"jibble_tenant"}  # observed by every step that learns what the tenant accepts
 
 
 def test_definitions_load():
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == DAILY_ASSETS | SNAPSHOTS | {"weekly_hours"} | DIGEST_ASSETS | {
+    assert keys == DAILY_ASSETS | SNAPSHOTS | {"weekly_hours"} | DIGEST_ASSETS | TENANT | {
         "operations_alert"
     }
 
@@ -23,7 +24,7 @@ def test_partitioned_assets_backfill_in_a_single_run():
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         if node.partitions_def is None:
-            assert key.to_user_string() in SNAPSHOTS | {"client_directory"}
+            assert key.to_user_string() in SNAPSHOTS | TENANT | {"client_directory"}
             continue
         if key.to_user_string() == "operations_alert":  # one message per day, one run each
             assert node.backfill_policy == dg.BackfillPolicy.multi_run(1)
@@ -44,6 +45,7 @@ def test_schedule_sensors_and_checks_are_registered():
     assert defs.resolve_schedule_def("refresh_every_10_minutes")
     assert defs.resolve_sensor_def("weekly_hours_automation")
     assert defs.resolve_sensor_def("late_edits_sensor")
+    assert defs.resolve_sensor_def("late_edits_sweep")
     assert defs.resolve_job_def("refetch_work_dates")
     check_names = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
     assert {
@@ -54,6 +56,8 @@ def test_schedule_sensors_and_checks_are_registered():
         "orphan_outs",
         "incomplete_sessions_per_week",
         "weekly_totals_match_sessions",
+        "hours_match_jibble",
+        "hour_entries_not_counted",
     } <= check_names
 
 

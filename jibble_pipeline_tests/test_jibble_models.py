@@ -17,6 +17,7 @@ from jibble_pipeline.jibble.models import (
     parse_offset_minutes,
     parse_payloads,
 )
+from jibble_pipeline.jibble.time_zones import find_zone
 
 ENTRY = {
     "id": "e1",
@@ -228,7 +229,7 @@ def test_duplicate_ids_keep_the_newest_version():
 
 def test_workspace_payloads_tolerate_missing_optional_fields():
     (person,), _ = parse_payloads(Person, [{"id": "p1", "fullName": "Ana", "extra": 1}])
-    assert person.time_zone is None and person.group_id is None
+    assert find_zone(person.raw).zone is None and person.group_id is None
     assert person.raw == {"id": "p1", "fullName": "Ana", "extra": 1}
     (group,), _ = parse_payloads(Group, [{"id": "g1", "name": "Acme"}])
     assert group.code is None

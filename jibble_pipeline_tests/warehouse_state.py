@@ -23,7 +23,9 @@ from jibble_pipeline.schema import TABLES
 # - ``agent_group_history.valid_from``/``valid_to`` are the wall clock of the People syncs
 #   that saw a group: only whether a row is still current (``valid_to`` null) is compared;
 # - ``raw_time_entries.removed_at`` is when a run noticed an entry gone: only whether it is
-#   set is compared.
+#   set is compared;
+# - what was learned of the tenant: when, and under which tenant key (a digest of the
+#   simulator's client id).
 RUN_SPECIFIC = {
     "agents": {"synced_at"},
     "client_groups": {"synced_at"},
@@ -32,6 +34,7 @@ RUN_SPECIFIC = {
     "quarantined_entries": {"run_id", "quarantined_at"},
     "sessions": {"derived_at"},
     "agent_group_history": {"valid_from"},
+    "jibble_tenant": {"tenant", "learned_at"},
 }
 ONLY_WHETHER_SET = {"agent_group_history": {"valid_to"}, "raw_time_entries": {"removed_at"}}
 PARTITIONED = [name for name, spec in TABLES.items() if spec.partition_column]

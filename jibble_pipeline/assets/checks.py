@@ -13,6 +13,7 @@ import dagster as dg
 import pandas as pd
 from psycopg import sql
 
+from jibble_pipeline.assets.hour_entries import hour_entries_not_counted
 from jibble_pipeline.assets.metadata import table_metadata
 from jibble_pipeline.assets.reconciliation import hours_match_jibble
 from jibble_pipeline.partitions import run_dates
@@ -246,5 +247,6 @@ ALL_CHECKS = [
     incomplete_sessions_per_week,
     weekly_totals_match_sessions,
     hours_match_jibble,
+    hour_entries_not_counted,
     *raw_entries_freshness,
 ]

@@ -3,7 +3,9 @@
 For each week of the run it reads Jibble's ``TrackedTimeReport`` and, in one query, the
 entries Jibble changed after our newest ``updatedAt`` of each of its dates, and compares each
 agent's week (``rules.reconciliation``) with what the warehouse holds
-(``warehouse.reconciliation``).
+(``warehouse.reconciliation``). A tenant that cannot filter on ``updatedAt`` has the week's
+dates read again and compared instead (``warehouse.drift``), and a week that differs has its
+hours logged as durations (``HourEntries``) read, both only for weeks that differ.
 It warns, never blocks; where the tenant's plan has no report it passes, skipped, saying why.
 """
 
@@ -17,15 +19,17 @@ from psycopg import sql
 from jibble_pipeline.assets.jibble_api import jibble_session
 from jibble_pipeline.assets.metadata import table_metadata
 from jibble_pipeline.jibble.client import JibbleError
-from jibble_pipeline.jibble.reports import ReportUnavailable
+from jibble_pipeline.jibble.reports import ReportUnavailable, logged_seconds
 from jibble_pipeline.jibble.resource import JibbleResource
 from jibble_pipeline.partitions import FAR_PAST, run_dates
 from jibble_pipeline.rules.reconciliation import (
     TABLE_COLUMNS,
     compare,
+    hour_entry_weeks,
     late_edit_counts,
     summary,
 )
+from jibble_pipeline.warehouse.drift import drift
 from jibble_pipeline.warehouse.names import load_names
 from jibble_pipeline.warehouse.reconciliation import agent_weeks, date_watermarks
 from jibble_pipeline.warehouse.resource import WarehouseResource
@@ -59,8 +63,11 @@ def hours_match_jibble(
         return dg.AssetCheckResult(passed=True, severity=warn, metadata={"agents_compared": 0})
     ours = agent_weeks(warehouse, weeks)
     watermarks = date_watermarks(warehouse, weeks)
+    agents = warehouse.read_table("agents", columns=["person_id", "group_id"])
+    known = set(agents["person_id"])
     theirs: list[tuple[date, str, float]] = []
     changed: list[dict[str, Any]] = []
+    logged: list[tuple[str, date, float]] = []
     try:
         with jibble_session(context, jibble, warehouse) as client:
             for week in weeks:
@@ -73,17 +80,26 @@ def hours_match_jibble(
                         "tolerance_seconds": float(tolerance),
                     }
                     return dg.AssetCheckResult(passed=True, severity=warn, metadata=skipped)
+                # People of another organisation the credentials see are not ours to compare.
+                report = {person: s for person, s in report.items() if person in known}
                 theirs.extend((week, person, seconds) for person, seconds in report.items())
                 days = [week + timedelta(days=n) for n in range(7)]
                 newest = {
                     d: watermarks[d].to_pydatetime() if d in watermarks else None for d in days
                 }
-                changed.extend(client.time_entries_newer_than(newest))
+                newer = client.time_entries_newer_than(newest)
+                if newer is not None:
+                    changed.extend(newer)
+                if not _differs(ours, week, report, tolerance):
+                    continue
+                if newer is None:  # no updatedAt filter: the week is read again and compared
+                    fetched = dict(client.time_entries_by_date(days))
+                    changed.extend(drift(warehouse.open(), fetched).entries)
+                logged.extend(logged_seconds(client.hour_entries(week, sunday) or []))
     except JibbleError as error:
         context.log.warning(f"hours_match_jibble could not read Jibble's totals: {error}")
         return dg.AssetCheckResult(passed=False, severity=warn, metadata={"error": str(error)})
     names = load_names(warehouse)
-    agents = warehouse.read_table("agents", columns=["person_id", "group_id"])
     compared = compare(
         ours,
         pd.DataFrame(theirs, columns=["week_start", "person_id", "jibble_seconds"]),
@@ -93,6 +109,7 @@ def hours_match_jibble(
         agent_groups={
             p: names.group(g) for p, g in zip(agents["person_id"], agents["group_id"], strict=True)
         },
+        hour_entries=hour_entry_weeks(logged),
     )
     differing = compared[compared["differs"]]
     metadata: dict[str, Any] = {
@@ -101,3 +118,10 @@ def hours_match_jibble(
         "differences": table_metadata(differing[TABLE_COLUMNS].astype({"week_start": str})),
     }
     return dg.AssetCheckResult(passed=differing.empty, severity=warn, metadata=metadata)
+
+
+def _differs(ours: pd.DataFrame, week: date, theirs: dict[str, float], tolerance: float) -> bool:
+    """Whether any agent's week differs from Jibble's total beyond the tolerance."""
+    held = ours[ours["week_start"] == week].groupby("person_id")["work_seconds"].sum()
+    people = set(held.index) | set(theirs)
+    return any(abs(float(theirs.get(p, 0.0)) - float(held.get(p, 0.0))) > tolerance for p in people)

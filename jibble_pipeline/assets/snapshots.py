@@ -14,6 +14,7 @@ from jibble_pipeline.jibble.client import JibbleClient
 from jibble_pipeline.jibble.frames import agents_frame, snapshot_frame
 from jibble_pipeline.jibble.models import Activity, Group, JibblePayload, Person, parse_payloads
 from jibble_pipeline.jibble.resource import JibbleResource
+from jibble_pipeline.jibble.time_zones import find_zone
 from jibble_pipeline.rules.groups import update_group_history
 from jibble_pipeline.schema import table
 from jibble_pipeline.warehouse.resource import WarehouseResource
@@ -46,8 +47,16 @@ def agents(
     two was selected."""
     with jibble_session(context, jibble, warehouse) as client:
         people, rejected = parse_payloads(Person, client.people())
+        organisation = None
+        if any(find_zone(person.raw).zone is None for person in people):
+            organisation = our_organisation(client)  # its zone stands in
     now = datetime.now(UTC)
-    frame = agents_frame(people, now)
+    frame = agents_frame(people, now, organisation)
+    unrecognised = sorted({z for p in people if (z := find_zone(p.raw).unrecognised)})
+    if unrecognised:
+        context.log.warning(
+            f"Time zones this machine does not know, left out: {', '.join(unrecognised[:10])}"
+        )
     store = warehouse.open()
     previous = store.read("agent_group_history")
     history = update_group_history(previous, frame[["person_id", "group_id"]], now)
@@ -61,6 +70,13 @@ def agents(
             metadata={
                 **written.metadata(),
                 "without_time_zone": int(frame["time_zone"].isna().sum()),
+                "time_zones_from": table_metadata(
+                    frame["time_zone_source"]
+                    .fillna("(none)")
+                    .value_counts()
+                    .rename_axis("source")
+                    .reset_index(name="agents")
+                ),
                 "agents_per_group": table_metadata(per_group),
                 **rejected_metadata(rejected),
             },
@@ -74,6 +90,16 @@ def agents(
                 "agents": int(frame["person_id"].nunique()),
             },
         )
+
+
+def our_organisation(client: JibbleClient) -> dict[str, Any] | None:
+    """The payload of the organisation read, among those the credentials see."""
+    organisations = client.organizations()
+    ours = client.organization_id
+    matching = [o for o in organisations if isinstance(o, dict) and o.get("id") == ours]
+    if matching:
+        return matching[0]
+    return organisations[0] if len(organisations) == 1 else None
 
 
 def list_snapshot(

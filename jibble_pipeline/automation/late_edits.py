@@ -12,6 +12,7 @@ id and ``updatedAt``, so that one edit is re-derived once.
 """
 
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -20,15 +21,30 @@ from typing import cast
 import dagster as dg
 from psycopg import sql
 
+from jibble_pipeline.assets.jibble_api import tenant_client
 from jibble_pipeline.automation.schedules import refresh_window
+from jibble_pipeline.jibble.client import JibbleClient
 from jibble_pipeline.jibble.resource import JibbleResource
-from jibble_pipeline.partitions import daily_partitions, range_tags
+from jibble_pipeline.jibble.tenant import UPDATED_AT_FILTER
+from jibble_pipeline.partitions import daily_partitions, range_tags, run_dates
+from jibble_pipeline.warehouse.drift import drift
 from jibble_pipeline.warehouse.resource import WarehouseResource
+from jibble_pipeline.warehouse.tenant import load_profile, tenant_key
 
 WATERMARK_TAG = "jibble/late_edits_until"
 OVERLAP = timedelta(minutes=10)  # clock skew and entries committed late on Jibble's side
 MAX_GAP_DAYS = 3  # dates closer than this share one run (refetching a day costs little)
 LOST_RUNS_AFTER = timedelta(hours=1)  # requested runs never seen by then: ask again
+SWEEP_DAYS = 31  # the sweep reads the work dates of the last month again
+SWEEP_REQUESTS = 60  # at most (about) this many requests per evaluation of the sweep
+SWEEP_SECONDS = 30.0  # and no longer than this, well inside a sensor's time limit
+SWEEP_TAG = "jibble/late_edits_sweep"
+UNFINISHED = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
 
 refetch_work_dates = dg.define_asset_job(
     "refetch_work_dates",
@@ -180,8 +196,13 @@ def late_edits_sensor(
             cursor = LateEditsCursor(watermark=cursor.watermark, handled=cursor.handled)
 
     since = datetime.fromisoformat(cursor.watermark) - OVERLAP
-    with jibble.get_client(context.log) as client:
+    with tenant_client(jibble, warehouse, context.log) as client:
         changed = client.time_entries_changed_since(since, until=now)
+    if changed is None:
+        return dg.SkipReason(
+            "This Jibble tenant cannot filter on updatedAt: late_edits_sweep reads recent "
+            "work dates again instead"
+        )
     fresh = unhandled(changed, cursor.handled)
     ids = [str(p["id"]) for p in fresh if isinstance(p, dict) and p.get("id")]
     dates = dates_to_refetch(fresh, _stored_dates(warehouse, ids), now)
@@ -214,3 +235,106 @@ def late_edits_sensor(
         pending_changes=_within_overlap(versions(fresh), until),
     )
     return dg.SensorResult(run_requests=requests, cursor=pending.dump())
+
+
+# ------------------------------------------------------------------------------------ sweep
+
+
+@dataclass
+class SweepCursor:
+    """``next_date``: where the pass in progress goes on (None: a new pass starts);
+    ``passes``: passes started so far."""
+
+    next_date: str | None = None
+    passes: int = 0
+
+    @classmethod
+    def load(cls, text: str | None) -> "SweepCursor":
+        return cls(**json.loads(text)) if text else cls()
+
+    def dump(self) -> str:
+        return json.dumps(asdict(self))
+
+
+def sweep_window(now: datetime, first_partition: date) -> tuple[date, date] | None:
+    """The work dates the sweep reads: the last ``SWEEP_DAYS`` days, up to the first date
+    the 10-minute schedule refreshes anyway (None when nothing is left)."""
+    scheduled_first, _ = refresh_window(now, first_partition)
+    first = max(first_partition, now.date() - timedelta(days=SWEEP_DAYS))
+    last = scheduled_first - timedelta(days=1)
+    return (first, last) if first <= last else None
+
+
+def read_slice(client: JibbleClient, first: date, last: date) -> tuple[dict[date, list], date]:
+    """Whole work dates from ``first`` on, until ``last`` or the slice's budget of requests
+    and seconds is spent; returns them and the date after the last one read."""
+    started, requests = time.monotonic(), client.stats.requests
+    fetched: dict[date, list] = {}
+    day = first
+    while day <= last:
+        if client.stats.requests - requests >= SWEEP_REQUESTS:
+            break
+        if time.monotonic() - started >= SWEEP_SECONDS:
+            break
+        for read, rows in client.time_entries_by_date([day]):
+            fetched[read] = rows
+        day += timedelta(days=1)
+    return fetched, day
+
+
+def _dates_in_flight(instance: dg.DagsterInstance) -> set[date]:
+    """Work dates of the sweep's runs not finished yet (not asked for twice)."""
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={SWEEP_TAG: "1"}, statuses=UNFINISHED))
+    dates: set[date] = set()
+    for run in runs:
+        first, last = run_dates(run.tags)
+        dates |= {first + timedelta(days=n) for n in range((last - first).days + 1)}
+    return dates
+
+
+@dg.sensor(
+    job=refetch_work_dates,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="For a Jibble tenant that cannot filter on updatedAt: reads the last month's "
+    "work dates again, a slice a minute, and re-derives those that changed.",
+)
+def late_edits_sweep(
+    context: dg.SensorEvaluationContext, jibble: JibbleResource, warehouse: WarehouseResource
+) -> dg.SensorResult | dg.SkipReason:
+    profile = load_profile(warehouse.open(), tenant_key(jibble.tenant))
+    if profile.get(UPDATED_AT_FILTER) != "refused":
+        return dg.SkipReason(
+            "This Jibble tenant filters on updatedAt (or has not been asked yet): "
+            "late_edits_sensor follows its changes"
+        )
+    now = datetime.now(UTC).replace(microsecond=0)
+    first_partition = daily_partitions.start.date()
+    window = sweep_window(now, first_partition)
+    if window is None:
+        return dg.SkipReason("No work date older than the 10-minute schedule's yet")
+    cursor = SweepCursor.load(context.cursor)
+    start = date.fromisoformat(cursor.next_date) if cursor.next_date else None
+    if start is None or not window[0] <= start <= window[1]:
+        start, cursor.passes = window[0], cursor.passes + 1
+    with tenant_client(jibble, warehouse, context.log) as client:
+        fetched, after_last = read_slice(client, start, window[1])
+        requests = client.stats.requests
+    found = drift(warehouse.open(), fetched)
+    scheduled_first, _ = refresh_window(now, first_partition)
+    dates = {d for d in found.dates if first_partition <= d < scheduled_first}
+    dates -= _dates_in_flight(context.instance)
+    cursor.next_date = after_last.isoformat() if after_last <= window[1] else None
+    read = f"{start}..{after_last - timedelta(days=1)}" if fetched else "nothing"
+    context.log.info(
+        f"Sweep pass {cursor.passes}: read {read} again ({requests} requests); "
+        f"{len(dates)} work date(s) changed"
+    )
+    run_requests = [
+        dg.RunRequest(
+            run_key=f"late-edits-sweep:{cursor.passes}:{first}:{last}",
+            tags={**range_tags(first, last), SWEEP_TAG: "1"},
+        )
+        for first, last in date_ranges(dates)
+    ]
+    return dg.SensorResult(run_requests=run_requests, cursor=cursor.dump())

@@ -128,7 +128,13 @@ class EntryLoad:
         since = pd.Timestamp(min(landed["fetched_at"])).to_pydatetime() - CHANGE_OVERLAP
         days = list(landed["work_date"])
         changed = self.client.time_entries_changed_since(since, work_dates=(min(days), max(days)))
-        touched = {str(payload.get("belongsToDate")) for payload in changed}
+        if changed is None:
+            self.log.info(
+                "This Jibble tenant cannot filter on updatedAt, so whether the dates an "
+                "unfinished run landed changed since cannot be asked: they are kept as landed "
+                "(an edit made since is caught by the late-edits sweep of recent work dates)"
+            )
+        touched = {str(payload.get("belongsToDate")) for payload in changed or []}
         resumed = set()
         for row in landed.itertuples(index=False):
             if row.work_date.isoformat() in touched:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import orjson
@@ -16,6 +16,7 @@ from jibble_pipeline.jibble.models import (
     Rejected,
     TimeEntry,
 )
+from jibble_pipeline.jibble.time_zones import find_zone
 from jibble_pipeline.schema import (
     AGENTS,
     QUARANTINED_ENTRIES,
@@ -43,14 +44,20 @@ def _frame(data: list[dict] | dict[str, list], spec: Table) -> pd.DataFrame:
 
 
 def snapshot_frame(
-    items: Sequence[JibblePayload], spec: Table, synced_at: datetime
+    items: Sequence[JibblePayload],
+    spec: Table,
+    synced_at: datetime,
+    derived: Mapping[str, list] | None = None,
 ) -> pd.DataFrame:
     """A snapshot table's rows: its key is the payload's ``id``, ``raw_payload`` the payload
-    as JSON, ``synced_at`` the time of the sync, every other column the model's field of the
-    same name."""
+    as JSON, ``synced_at`` the time of the sync, ``derived`` columns as given, every other
+    column the model's field of the same name."""
     (key,) = spec.primary_key
+    derived = derived or {}
 
     def values(column: str) -> list:
+        if column in derived:
+            return derived[column]
         if column == key:
             return [item.id for item in items]
         if column == "raw_payload":
@@ -62,8 +69,17 @@ def snapshot_frame(
     return _frame({column: values(column) for column in spec.column_names}, spec)
 
 
-def agents_frame(people: Sequence[Person], synced_at: datetime) -> pd.DataFrame:
-    return snapshot_frame(people, AGENTS, synced_at)
+def agents_frame(
+    people: Sequence[Person], synced_at: datetime, organisation: Mapping | None = None
+) -> pd.DataFrame:
+    """People with the time zone found in their payload, else their organisation's
+    (``time_zone_source`` says where; ``jibble.time_zones``)."""
+    found = [find_zone(person.raw, organisation) for person in people]
+    zones = {
+        "time_zone": [f.zone for f in found],
+        "time_zone_source": [f.source for f in found],
+    }
+    return snapshot_frame(people, AGENTS, synced_at, zones)
 
 
 def entries_frame(entries: Sequence[TimeEntry], fetched_at: datetime) -> pd.DataFrame:

@@ -170,7 +170,7 @@ class Person(JibblePayload):
     group_id: str | None = Field(None, alias="groupId")
     code: str | None = None
     role: str | None = None
-    time_zone: str | None = Field(None, alias="timeZone")
+    # The time zone may be anywhere in the payload (jibble.time_zones), not only `timeZone`.
     removed_at: Instant | None = Field(None, alias="removedAt")
 
 

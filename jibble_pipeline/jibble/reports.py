@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 _ISO_DURATION = re.compile(
@@ -50,6 +51,35 @@ def parse_duration_seconds(text: str) -> float:
         + float(match["seconds"] or 0)
     )
     return -seconds if match["sign"] else seconds
+
+
+def logged_seconds(hour_entries: Iterable[Mapping[str, Any]]) -> list[tuple[str, date, float]]:
+    """(person id, work date, seconds) of each Active hour entry (hours logged as durations:
+    ``duration`` an ISO 8601 duration or a TimeSpan; the date ``belongsToDate`` or
+    ``date``); entries that say neither are left out."""
+    logged = []
+    for entry in hour_entries:
+        if entry.get("status") not in (None, "Active"):
+            continue
+        person, day = entry.get("personId"), entry.get("belongsToDate") or entry.get("date")
+        try:
+            work_date = date.fromisoformat(str(day)[:10])
+            seconds = parse_duration_seconds(str(entry.get("duration")))
+        except ValueError:
+            continue
+        if isinstance(person, str):
+            logged.append((person, work_date, seconds))
+    return logged
+
+
+def duration_format(rows: Iterable[Mapping[str, Any]]) -> str | None:
+    """How a report writes its durations: ``ISO 8601`` (``PT38H12M5S``) or ``TimeSpan``
+    (``1.02:03:04``); None when it has no row to tell."""
+    for row in rows:
+        tracked = row.get("trackedTime", row.get("time"))
+        if isinstance(tracked, str):
+            return "TimeSpan" if _TIMESPAN.match(tracked.strip()) else "ISO 8601"
+    return None
 
 
 def tracked_seconds_by_member(rows: Iterable[Mapping[str, Any]]) -> dict[str, float]:

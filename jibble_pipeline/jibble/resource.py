@@ -12,6 +12,7 @@ from typing import Any
 import dagster as dg
 
 from jibble_pipeline.jibble.client import JibbleClient
+from jibble_pipeline.jibble.tenant import TenantProfile
 from jibble_pipeline.settings import (
     PRODUCTION_IDENTITY_URL,
     PRODUCTION_TIME_ATTENDANCE_URL,
@@ -39,21 +40,32 @@ class JibbleResource(dg.ConfigurableResource):
     api_runs: int = 2  # steps calling Jibble at once, across runs (see warehouse.api_slots)
     # Seconds an agent-week may differ from Jibble's own total (check hours_match_jibble).
     reconcile_tolerance_seconds: float = 60.0
+    # The organisation to read when the credentials see several (default: the token's).
+    organization_id: str | None = None
+
+    @property
+    def tenant(self) -> str:
+        """What the tenant's profile is kept under: its client id (the demo's is fixed)."""
+        return self.client_id or ""
 
     @contextmanager
     def get_client(
-        self, log: Any | None = None, share: Callable[[], int] | None = None
+        self,
+        log: Any | None = None,
+        share: Callable[[], int] | None = None,
+        profile: TenantProfile | None = None,
     ) -> Iterator[JibbleClient]:
         """A session; ``share`` counts the runs using the API now: each paces itself at its
-        share of the limits."""
+        share of the limits. ``profile``: what is known of the tenant."""
         urls = (
             self.identity_url,
             self.workspace_url,
             self.time_tracking_url,
             self.time_attendance_url,
         )
-        with self.client_for(self.client_id or "", self.client_secret or "", urls, log, share) as c:
-            yield c
+        secret = self.client_secret or ""
+        with self.client_for(self.client_id or "", secret, urls, log, share, profile) as client:
+            yield client
 
     def client_for(
         self,
@@ -62,6 +74,7 @@ class JibbleResource(dg.ConfigurableResource):
         urls: tuple[str, str, str, str],
         log: Any | None,
         share: Callable[[], int] | None,
+        profile: TenantProfile | None = None,
     ) -> JibbleClient:
         """A client with this resource's paging, pacing and retry settings."""
         return JibbleClient(
@@ -82,4 +95,6 @@ class JibbleResource(dg.ConfigurableResource):
             ),
             log=log,
             share=share,
+            profile=profile,
+            organization_id=self.organization_id,
         )

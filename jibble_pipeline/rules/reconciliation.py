@@ -8,7 +8,8 @@ Pure frames in, frame out: the warehouse and Jibble are read elsewhere (the chec
 - automatic clock-outs (``AutoOut``): Jibble ended the session at a time of its choosing;
 - archived entries we hold: an archive Jibble made, or undid, changes what each side counts;
 - late edits: entries changed at Jibble after our last fetch of their work date (an
-  ``updatedAt`` newer than the newest we hold for that date), so our figure is stale.
+  ``updatedAt`` newer than the newest we hold for that date), so our figure is stale;
+- hours logged as durations (``HourEntries``): Jibble counts them, weekly hours leave them out.
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ NO_KNOWN_CAUSE = "no known cause"
 
 def week_of(day: date) -> date:
     return day - timedelta(days=day.weekday())
+
+
+def hour_entry_weeks(logged: Iterable[tuple[str, date, float]]) -> pd.DataFrame:
+    """Seconds logged as hour entries per agent-week, from (person, work date, seconds)."""
+    rows = [(week_of(day), person, seconds) for person, day, seconds in logged]
+    frame = pd.DataFrame(rows, columns=[*KEY, "hour_entry_seconds"])
+    return frame.groupby(KEY, as_index=False)["hour_entry_seconds"].sum()
 
 
 def late_edit_counts(
@@ -66,15 +74,20 @@ def compare(
     tolerance_seconds: float,
     agent_names: Mapping[str, str],
     agent_groups: Mapping[str, str],
+    hour_entries: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Every agent-week either side has: ``ours`` (``KEY``, ``group``, ``FACT_COLUMNS``),
-    ``jibble`` (``KEY``, ``jibble_seconds``), ``late_edits`` (``KEY``, ``late_edits``).
+    ``jibble`` (``KEY``, ``jibble_seconds``), ``late_edits`` (``KEY``, ``late_edits``),
+    ``hour_entries`` (``KEY``, ``hour_entry_seconds``).
 
     Returns one row per agent-week with both figures, ``difference_seconds`` (Jibble's minus
     ours), ``differs`` (beyond the tolerance) and the ``causes`` seen, in ``TABLE_COLUMNS``
     plus the raw figures."""
+    if hour_entries is None:
+        hour_entries = pd.DataFrame(columns=[*KEY, "hour_entry_seconds"])
     merged = ours.merge(jibble, on=KEY, how="outer").merge(late_edits, on=KEY, how="left")
-    for column in [*FACT_COLUMNS, "jibble_seconds", "late_edits"]:
+    merged = merged.merge(hour_entries, on=KEY, how="left")
+    for column in [*FACT_COLUMNS, "jibble_seconds", "late_edits", "hour_entry_seconds"]:
         merged[column] = pd.to_numeric(merged[column]).fillna(0)
     merged["agent"] = merged["person_id"].map(lambda p: agent_names.get(p) or p)
     fallback = merged["person_id"].map(lambda p: agent_groups.get(p) or "(no group)")
@@ -122,6 +135,11 @@ def _causes(row: Mapping[str, Any]) -> str:
         causes.append(
             f"{_count(row['late_edits'], 'entry', 'entries')} changed at Jibble after our "
             "last fetch (late edits not fetched yet)"
+        )
+    if row["hour_entry_seconds"]:
+        causes.append(
+            f"{format_hours(row['hour_entry_seconds'])} logged as hour entries (HourEntries), "
+            "which weekly hours leave out"
         )
     return "; ".join(causes) or NO_KNOWN_CAUSE
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from jibble_pipeline.jibble.client import JibbleClient
 from jibble_pipeline.jibble.resource import JibbleResource
+from jibble_pipeline.jibble.tenant import TenantProfile
 from jibble_pipeline.simulator.organisation import SyntheticOrganisation
 from jibble_pipeline.simulator.server import JibbleSimulator
 
@@ -23,6 +24,7 @@ DEMO_MESSAGE = (
 DEMO_SEED = 7
 DEMO_AGENTS = 40
 DEMO_PAGE_CAP = 100
+DEMO_CLIENT_ID = "demo-mode"  # fixed, so what is learned of the demo's tenant is kept
 
 
 class DemoJibbleResource(JibbleResource):
@@ -30,16 +32,23 @@ class DemoJibbleResource(JibbleResource):
 
     first_date: str  # ISO date: the organisation's first work date (JIBBLE_PARTITIONS_START)
 
+    @property
+    def tenant(self) -> str:
+        return DEMO_CLIENT_ID
+
     @contextmanager
     def get_client(
-        self, log: Any | None = None, share: Callable[[], int] | None = None
+        self,
+        log: Any | None = None,
+        share: Callable[[], int] | None = None,
+        profile: TenantProfile | None = None,
     ) -> Iterator[JibbleClient]:
         with demo_simulator(date.fromisoformat(self.first_date)) as simulator:
             if log is not None:
                 log.warning(DEMO_MESSAGE)
             urls = (simulator.url,) * 4
             secret = simulator.client_secret
-            with self.client_for(simulator.client_id, secret, urls, log, share) as client:
+            with self.client_for(simulator.client_id, secret, urls, log, share, profile) as client:
                 yield client
 
 
@@ -52,5 +61,7 @@ def demo_simulator(first_date: date) -> Iterator[JibbleSimulator]:
         start=first_date,
         end=datetime.now(UTC).date() + timedelta(days=2),
     )
-    with JibbleSimulator(organisation, page_cap=DEMO_PAGE_CAP) as simulator:
+    with JibbleSimulator(
+        organisation, page_cap=DEMO_PAGE_CAP, client_id=DEMO_CLIENT_ID
+    ) as simulator:
         yield simulator

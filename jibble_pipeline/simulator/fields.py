@@ -52,6 +52,7 @@ PERSON_FIELDS: dict[str, FieldType] = {
     "fullName": STR,
     "preferredName": STR,
     "email": STR,
+    "phoneNumber": STR,
     "groupId": STR,
     "status": STR,
     "code": STR,
@@ -86,6 +87,20 @@ ORGANIZATION_FIELDS: dict[str, FieldType] = {
     "name": STR,
     "timeZone": STR,
     "country": STR,
+    "status": STR,
+    "createdAt": INSTANT,
+    "updatedAt": INSTANT,
+}
+# Hours logged as durations (timesheet-mode tenants): served only when a dialect has them.
+HOUR_ENTRY_FIELDS: dict[str, FieldType] = {
+    "id": STR,
+    "personId": STR,
+    "organizationId": STR,
+    "belongsToDate": DAY,
+    "duration": STR,
+    "activityId": STR,
+    "projectId": STR,
+    "note": STR,
     "status": STR,
     "createdAt": INSTANT,
     "updatedAt": INSTANT,

@@ -87,7 +87,9 @@ def seeded_uuid(rng: random.Random) -> str:
     return f"{hexa[:8]}-{hexa[8:12]}-4{hexa[13:16]}-a{hexa[17:20]}-{hexa[20:]}"
 
 
-def build_workspace(seed: int, agent_count: int, start: date) -> Workspace:
+def build_workspace(
+    seed: int, agent_count: int, start: date, name: str = "Northwind Offshore Staffing"
+) -> Workspace:
     """``agent_count`` people in client groups of 1 to 6, founded 120 days before ``start``."""
     rng = random.Random(seed)
     organization_id = seeded_uuid(rng)
@@ -97,7 +99,7 @@ def build_workspace(seed: int, agent_count: int, start: date) -> Workspace:
     organizations = [
         {
             "id": organization_id,
-            "name": "Northwind Offshore Staffing",
+            "name": name,
             "timeZone": "Asia/Manila",
             "country": "PH",
             "status": "Active",
@@ -177,6 +179,7 @@ def build_workspace(seed: int, agent_count: int, start: date) -> Workspace:
             "fullName": f"{first} {last}",
             "preferredName": first,
             "email": f"{first}.{last}.{index + 1}@agents.example.com".lower(),
+            "phoneNumber": f"+63 917 {100 + index:03d} {index * 7919 % 10_000:04d}",
             "groupId": groups[group_index]["id"],
             "status": "Joined",
             "code": f"AG{index + 1:03d}",
@@ -349,6 +352,42 @@ def _agent_day(
         revised = {**original, "status": "Archived", "updatedAt": utc_text(revised_at)}
         generated[switch_positions[0]] = (created, revised, (revised_at, original))
     return generated
+
+
+def hour_entries_of_day(workspace: Workspace, day: date) -> list[dict[str, Any]]:
+    """Hours some agents log as durations on a weekday (a timesheet-mode tenant's
+    ``HourEntries``): every eighth agent, now and then, 30 minutes to 3 hours on one of its
+    activities."""
+    entries: list[dict[str, Any]] = []
+    if day.weekday() >= 5:
+        return entries
+    for agent in workspace.agents:
+        if agent.index % 8 != 5:
+            continue
+        rng = random.Random(f"{workspace.seed}:hours:{agent.index}:{day.toordinal()}")
+        if rng.random() >= 0.6:
+            continue
+        minutes = 15 * rng.randint(2, 12)
+        logged = datetime.combine(day, datetime.min.time(), agent.zone) + timedelta(hours=18)
+        stamp = utc_text(datetime_ms(logged))
+        entries.append(
+            {
+                "id": seeded_uuid(rng),
+                "personId": agent.person_id,
+                "organizationId": workspace.organization_id,
+                "belongsToDate": day.isoformat(),
+                "duration": f"PT{minutes // 60}H{minutes % 60}M"
+                if minutes % 60
+                else f"PT{minutes // 60}H",
+                "activityId": rng.choice(agent.activity_ids),
+                "projectId": agent.project_id,
+                "note": "Logged from the timesheet",
+                "status": "Active",
+                "createdAt": stamp,
+                "updatedAt": stamp,
+            }
+        )
+    return entries
 
 
 def time_fields(agent: Agent | None, moment: int) -> dict[str, str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -130,13 +130,22 @@ def _literal(kind: str, text: str, field: str, field_type: FieldType) -> Any:
     raise ODataError(f"$filter: field {field!r} is an object and cannot be compared")
 
 
+def _refused(field: str, option: str) -> ODataError:
+    """A property the tenant does not allow in a query option, worded as ASP.NET OData does."""
+    return ODataError(
+        f"The query specified in the URI is not valid. The property '{field}' cannot be used "
+        f"in the {option} query option."
+    )
+
+
 class _FilterParser:
     """Recursive descent: ``or`` binds loosest, then ``and``, then ``not``, then comparisons."""
 
-    def __init__(self, text: str, fields: Mapping[str, FieldType]):
+    def __init__(self, text: str, fields: Mapping[str, FieldType], refused: Collection[str] = ()):
         self.tokens = _tokenize(text)
         self.position = 0
         self.fields = fields
+        self.refused = refused
 
     def parse(self) -> Node:
         if not self.tokens:
@@ -190,6 +199,8 @@ class _FilterParser:
         if field not in self.fields:
             known = ", ".join(sorted(self.fields))
             raise ODataError(f"$filter: unknown field {field!r} (known fields: {known})")
+        if field in self.refused:
+            raise _refused(field, "$filter")
         kind, op = self._next("an operator")
         if kind != "word" or op.lower() not in _COMPARISON_OPERATORS:
             raise ODataError(f"$filter: expected eq/ne/gt/ge/lt/le after {field!r}, got {op!r}")
@@ -199,8 +210,9 @@ class _FilterParser:
         return Comparison(field, op.lower(), _literal(kind, text, field, self.fields[field]))
 
 
-def parse_filter(text: str, fields: Mapping[str, FieldType]) -> Node:
-    return _FilterParser(text, fields).parse()
+def parse_filter(text: str, fields: Mapping[str, FieldType], refused: Collection[str] = ()) -> Node:
+    """``refused``: fields the tenant does not allow in a filter (answered 400)."""
+    return _FilterParser(text, fields, refused).parse()
 
 
 def compile_filter(node: Node, fields: Mapping[str, FieldType]) -> Callable[[Row], bool]:
@@ -281,8 +293,11 @@ def _field_list(option: str, text: str, fields: Mapping[str, FieldType]) -> list
     return names
 
 
-def parse_orderby(text: str, fields: Mapping[str, FieldType]) -> list[tuple[str, bool]]:
-    """``time asc,id desc`` -> [("time", False), ("id", True)] (the flag means descending)."""
+def parse_orderby(
+    text: str, fields: Mapping[str, FieldType], orderable: Collection[str] | None = None
+) -> list[tuple[str, bool]]:
+    """``time asc,id desc`` -> [("time", False), ("id", True)] (the flag means descending).
+    ``orderable``: the only properties the tenant sorts by (None: every field)."""
     order: list[tuple[str, bool]] = []
     for item in text.split(","):
         parts = item.split()
@@ -294,6 +309,8 @@ def parse_orderby(text: str, fields: Mapping[str, FieldType]) -> list[tuple[str,
             raise ODataError(f"$orderby: unknown field {name!r}")
         if fields[name] is FieldType.OBJECT:
             raise ODataError(f"$orderby: field {name!r} is an object and cannot be ordered")
+        if orderable is not None and name not in orderable:
+            raise _refused(name, "$orderby")
         order.append((name, direction == "desc"))
     return order
 
@@ -332,7 +349,15 @@ class ODataQuery:
     fields: Mapping[str, FieldType]
 
     @classmethod
-    def parse(cls, params: Mapping[str, str], fields: Mapping[str, FieldType]) -> ODataQuery:
+    def parse(
+        cls,
+        params: Mapping[str, str],
+        fields: Mapping[str, FieldType],
+        *,
+        orderable: Collection[str] | None = None,
+        unfilterable: Collection[str] = (),
+    ) -> ODataQuery:
+        """``orderable`` and ``unfilterable``: what the tenant's dialect refuses (400)."""
         filter_text = params.get("$filter") or None
         count_text = (params.get("$count") or "false").strip().lower()
         if count_text not in ("true", "false"):
@@ -340,8 +365,8 @@ class ODataQuery:
         orderby_text = params.get("$orderby")
         select_text = params.get("$select")
         return cls(
-            filter=parse_filter(filter_text, fields) if filter_text else None,
-            orderby=parse_orderby(orderby_text, fields) if orderby_text else [],
+            filter=parse_filter(filter_text, fields, unfilterable) if filter_text else None,
+            orderby=parse_orderby(orderby_text, fields, orderable) if orderby_text else [],
             select=_field_list("$select", select_text, fields) if select_text else None,
             top=_non_negative("$top", params.get("$top")),
             skip=_non_negative("$skip", params.get("$skip")) or 0,

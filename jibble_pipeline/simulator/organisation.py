@@ -26,6 +26,7 @@ from jibble_pipeline.simulator.generate import (
     GeneratedEntry,
     build_workspace,
     generate_day,
+    hour_entries_of_day,
     seeded_uuid,
     time_fields,
 )
@@ -103,6 +104,7 @@ class SyntheticOrganisation:
         start: date = date(2025, 1, 1),
         end: date = date(2025, 3, 31),
         now: datetime | None = None,
+        name: str = "Northwind Offshore Staffing",
     ):
         if agents < 1:
             raise ValueError("agents must be at least 1")
@@ -118,7 +120,7 @@ class SyntheticOrganisation:
         self._buckets: dict[date, _DayBucket] = {}
         self._entry_dates: dict[str, date] = {}
         self._added_ids = random.Random(f"{seed}:added entries")
-        self._workspace = build_workspace(seed, agents, start)
+        self._workspace = build_workspace(seed, agents, start, name)
         self.organization_id = self._workspace.organization_id
         self.break_ids = self._workspace.break_ids  # (short break, lunch)
         self._rows: dict[str, list[dict[str, Any]]] = {
@@ -180,6 +182,23 @@ class SyntheticOrganisation:
                 bucket = self._bucket(day)
                 if bucket is not None:
                     rows.extend(bucket.visible(now_ms))
+            return rows
+
+    def hour_entries(
+        self, first: date | None = None, last: date | None = None, at_ms: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Hours logged as durations (``HourEntries``) of the work dates [first, last] that
+        exist at ``at_ms`` (default: now); generated, never edited."""
+        with self._lock:
+            now_ms = self._now_ms() if at_ms is None else at_ms
+            rows: list[dict[str, Any]] = []
+            for day in self._dates_between(first, last):
+                if self.start <= day <= self.end:
+                    rows += [
+                        e
+                        for e in hour_entries_of_day(self._workspace, day)
+                        if instant_ms(e["createdAt"]) <= now_ms
+                    ]
             return rows
 
     def _dates_between(self, first: date | None, last: date | None) -> list[date]:

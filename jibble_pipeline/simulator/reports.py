@@ -26,6 +26,12 @@ as ISO 8601)::
   dates and activities with no Active entry in the range are left out.
 - Rows are ordered by ``id`` and paged like the collections (``$top``, ``$skip``,
   ``$count``, silently capped).
+- Hours logged as durations (``HourEntries``, when the tenant has them) count as tracked time
+  of their person, date and activity.
+
+A tenant of the public callers' dialect (``Dialect.public_reports``) requires ``subGroupBy``,
+refuses the paging options and answers rows ``{"id", "entityType", "trackedTime"}`` (with
+``items`` when sub-grouped) whose durations are .NET TimeSpans (``1.02:03:04``).
 """
 
 from __future__ import annotations
@@ -77,14 +83,28 @@ def tracked_time(entries: Iterable[Mapping[str, Any]]) -> list[Tracked]:
     return [(p, d, a, s) for (p, d, a), s in totals.items()]
 
 
+def logged_time(hour_entries: Iterable[Mapping[str, Any]]) -> list[Tracked]:
+    """Seconds of the Active hour entries (hours logged as durations), as tracked time."""
+    logged: list[Tracked] = []
+    for entry in hour_entries:
+        if entry.get("status") not in (None, "Active"):
+            continue
+        seconds = _iso_seconds(str(entry["duration"]))
+        day = date.fromisoformat(entry["belongsToDate"])
+        logged.append((entry["personId"], day, entry.get("activityId"), seconds))
+    return logged
+
+
 def report_rows(
     tracked: list[Tracked],
     group_by: str,
     sub_group_by: str | None,
     names: Mapping[str, Mapping[str, str]],
+    *,
+    public: bool = False,
 ) -> list[dict[str, Any]]:
     """The report's rows for ``groupBy``/``subGroupBy``; ``names``: {"Member": {id: name},
-    "Activity": {id: name}}."""
+    "Activity": {id: name}}. ``public``: the public callers' row shape (module docstring)."""
     for grouping in (group_by, sub_group_by):
         if grouping is not None and grouping not in GROUPINGS:
             raise ReportError(f"groupBy must be one of {', '.join(GROUPINGS)}, got {grouping!r}")
@@ -94,9 +114,10 @@ def report_rows(
     rows: list[dict[str, Any]] = []
     for key in sorted(groups, key=lambda k: (k is None, str(k) if k is not None else "")):
         members = groups[key]
-        row = _row(group_by, key, sum(m[3] for m in members), names)
+        seconds = sum(m[3] for m in members)
+        row = _public_row(group_by, key, seconds) if public else _row(group_by, key, seconds, names)
         if sub_group_by is not None:
-            row["items"] = report_rows(members, sub_group_by, None, names)
+            row["items"] = report_rows(members, sub_group_by, None, names, public=public)
         rows.append(row)
     return rows
 
@@ -122,6 +143,27 @@ def duration_text(seconds: int) -> str:
     text = (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "")
     text += f"{secs}S" if secs or not text else ""
     return "PT" + text
+
+
+def timespan_text(seconds: int) -> str:
+    """.NET TimeSpan text: ``1.02:03:04`` (with days), ``38:12:05`` never, ``02:03:04``."""
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return (f"{days}." if days else "") + f"{hours:02d}:{minutes:02d}:{secs:02d}"
+
+
+def _iso_seconds(text: str) -> int:
+    hours, _, rest = text.removeprefix("PT").partition("H")
+    if not rest and not text.endswith("H"):
+        hours, rest = "0", text.removeprefix("PT")
+    minutes = rest.removesuffix("M") or "0"
+    return int(hours or 0) * 3600 + int(minutes) * 60
+
+
+def _public_row(grouping: str, key: Any, seconds: int) -> dict[str, Any]:
+    row_id = key.strftime("%d %B %Y") if grouping == "Date" else key
+    return {"id": row_id, "entityType": grouping, "trackedTime": timespan_text(seconds)}
 
 
 def _key(row: Tracked, grouping: str) -> Any:

@@ -22,13 +22,15 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from jibble_pipeline.simulator.fields import ENTITY_FIELDS
+from jibble_pipeline.simulator.dialect import Dialect
+from jibble_pipeline.simulator.fields import ENTITY_FIELDS, HOUR_ENTRY_FIELDS, FieldType
 from jibble_pipeline.simulator.odata import ODataError, ODataQuery
 from jibble_pipeline.simulator.organisation import SyntheticOrganisation
 from jibble_pipeline.simulator.reports import (
@@ -37,13 +39,16 @@ from jibble_pipeline.simulator.reports import (
     UNAVAILABLE_ANSWERS,
     ReportError,
     date_range,
+    logged_time,
     report_rows,
     tracked_time,
 )
 
 TOKEN_PATH = "/connect/token"
 COLLECTION_PATHS = {f"/v1/{entity}": entity for entity in ENTITY_FIELDS}
-RATE_LIMIT_HEADERS = ("Retry-After", "X-RateLimit-Reset")
+HOUR_ENTRIES_PATH = "/v1/HourEntries"  # served only to a dialect with hour entries
+RATE_LIMIT_STYLES = ("token-bucket", "fixed-window")
+RATE_LIMIT_HEADERS = ("Retry-After", "X-RateLimit-Reset", "none")
 SERVER_ERROR_STATUSES = (500, 502, 503, 504)
 CONTROL_PREFIX = "/_simulator"
 RESULT_CACHE_SIZE = 1024  # clients read a year one work date (one query) at a time
@@ -64,8 +69,16 @@ class FaultPlan:
     consulted when a request arrives (before the latency): a request that finds less than one
     token is answered 429 and takes none. ``every_nth_429`` answers every Nth collection request
     with 429, whatever the bucket holds. A 429 carries the header ``rate_limit_header``:
-    ``Retry-After`` (seconds; the bucket's are rounded up to a whole second) or
-    ``X-RateLimit-Reset`` (the Unix time at which to retry).
+    ``Retry-After`` (seconds; the bucket's are rounded up to a whole second),
+    ``X-RateLimit-Reset`` (the Unix time at which to retry) or ``none`` (nothing).
+
+    ``rate_limit_style="fixed-window"`` limits as ASP.NET's AspNetCoreRateLimit does instead of
+    the bucket: a window of ``rate_limit_window_seconds`` opens with the first request after the
+    last one closed, and admits ``rate_limit_per_second * rate_limit_window_seconds`` requests
+    (refused ones count too). Every answer carries ``X-Rate-Limit-Limit`` (the period, ``1s``),
+    ``X-Rate-Limit-Remaining`` and ``X-Rate-Limit-Reset`` (the window's end, an ISO instant with
+    seven fractional digits); a 429 says ``API calls quota exceeded! maximum admitted 3 per 1s.``
+    in plain text, with ``Retry-After`` when ``rate_limit_header`` says so, else no header.
 
     The random faults are drawn in a fixed order per request from a generator seeded with
     ``seed``, so a plan replays identically for the same sequence of requests. Precedence: an
@@ -88,6 +101,8 @@ class FaultPlan:
     latency_jitter_seconds: float = 0.0
     rate_limit_per_second: float = 0.0
     rate_limit_burst: float | None = None
+    rate_limit_style: str = "token-bucket"
+    rate_limit_window_seconds: float = 1.0
     outage_after_requests: int = 0
 
     def __post_init__(self) -> None:
@@ -109,6 +124,10 @@ class FaultPlan:
             raise ValueError("rate_limit_burst must be at least 1 (a request takes one token)")
         if self.rate_limit_header not in RATE_LIMIT_HEADERS:
             raise ValueError(f"rate_limit_header must be one of {', '.join(RATE_LIMIT_HEADERS)}")
+        if self.rate_limit_style not in RATE_LIMIT_STYLES:
+            raise ValueError(f"rate_limit_style must be one of {', '.join(RATE_LIMIT_STYLES)}")
+        if self.rate_limit_window_seconds <= 0:
+            raise ValueError("rate_limit_window_seconds must be positive")
         if self.token_lifetime_seconds is not None and self.token_lifetime_seconds <= 0:
             raise ValueError("token_lifetime_seconds must be positive")
 
@@ -118,6 +137,11 @@ class FaultPlan:
         if self.rate_limit_burst is not None:
             return self.rate_limit_burst
         return max(1.0, self.rate_limit_per_second)
+
+    @property
+    def window_limit(self) -> int:
+        """Requests a fixed window admits."""
+        return max(1, round(self.rate_limit_per_second * self.rate_limit_window_seconds))
 
 
 @dataclass
@@ -155,7 +179,8 @@ class SimulatorStats:
 class _Fault(NamedTuple):
     kind: str | None  # "rate_limit", "drop", "server_error", "stall" or None
     status: int = 200
-    headers: dict[str, str] | None = None  # a 429's Retry-After or X-RateLimit-Reset
+    headers: dict[str, str] | None = None  # rate-limit headers of the answer (a 429's or all)
+    text: str | None = None  # a plain-text 429 (AspNetCoreRateLimit's), instead of OData JSON
 
 
 class _TokenBucket:
@@ -182,6 +207,28 @@ class _TokenBucket:
             return (1 - self._tokens) / self.rate
 
 
+class _FixedWindow:
+    """AspNetCoreRateLimit's fixed window: opened by the first request after the last window
+    closed, ``limit`` requests admitted in it, refused ones counted too."""
+
+    def __init__(self, limit: int, seconds: float):
+        self.limit = limit
+        self.seconds = seconds
+        self._opened: float | None = None
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> tuple[bool, int, float]:
+        """(admitted, requests left in the window, the window's end as a Unix time)."""
+        with self._lock:
+            now = time.monotonic()
+            if self._opened is None or now >= self._opened + self.seconds:
+                self._opened, self._count = now, 0
+            self._count += 1
+            ends_in = self._opened + self.seconds - now
+            return self._count <= self.limit, max(0, self.limit - self._count), ends_in
+
+
 class _FaultDice:
     """The fault draws of one plan: a request counter, a seeded generator and the rate
     limit's token bucket."""
@@ -192,9 +239,32 @@ class _FaultDice:
         self._requests = 0
         self._lock = threading.Lock()
         rate = plan.rate_limit_per_second
-        self._bucket = _TokenBucket(rate, plan.rate_limit_capacity) if rate else None
+        fixed = plan.rate_limit_style == "fixed-window"
+        self._bucket = _TokenBucket(rate, plan.rate_limit_capacity) if rate and not fixed else None
+        self._window = (
+            _FixedWindow(plan.window_limit, plan.rate_limit_window_seconds)
+            if rate and fixed
+            else None
+        )
 
     def roll(self) -> _Fault:
+        if self._window is None:
+            return self._roll()
+        admitted, remaining, ends_in = self._window.take()
+        headers = _window_headers(self.plan, remaining, ends_in)
+        if admitted:
+            return self._roll()._replace(headers=headers)
+        plan = self.plan
+        retry = {"Retry-After": str(max(1, math.ceil(ends_in)))}
+        period = _period_text(plan.rate_limit_window_seconds)
+        return _Fault(
+            "rate_limit",
+            429,
+            retry if plan.rate_limit_header == "Retry-After" else {},
+            f"API calls quota exceeded! maximum admitted {plan.window_limit} per {period}.",
+        )
+
+    def _roll(self) -> _Fault:
         plan = self.plan
         wait = self._bucket.take() if self._bucket is not None else 0.0
         with self._lock:
@@ -226,7 +296,10 @@ class JibbleSimulator:
 
     ``reports`` is the tenant's access to Jibble's own totals (``TrackedTimeReport``):
     ``available``, ``restricted`` (a plan without them: 402 ``feature_restricted_subscription``)
-    or ``missing`` (a tenant without the endpoint: 404); it may be changed while it runs."""
+    or ``missing`` (a tenant without the endpoint: 404); it may be changed while it runs.
+
+    ``dialect`` plays a tenant whose API differs from the default reading (``Dialect``); with
+    ``other_organisation_agents`` a second organisation (``other``) is served alongside."""
 
     def __init__(
         self,
@@ -238,6 +311,7 @@ class JibbleSimulator:
         client_secret: str | None = None,
         port: int = 0,
         reports: str = "available",
+        dialect: Dialect | None = None,
     ):
         if page_cap < 1:
             raise ValueError("page_cap must be at least 1")
@@ -247,6 +321,16 @@ class JibbleSimulator:
             raise ValueError(f"reports must be one of {', '.join(REPORT_AVAILABILITY)}")
         self.reports = reports
         self.organisation = organisation
+        self.dialect = dialect or Dialect()
+        self.other: SyntheticOrganisation | None = None
+        if self.dialect.other_organisation_agents:
+            self.other = SyntheticOrganisation(
+                seed=organisation.seed + 101,
+                agents=self.dialect.other_organisation_agents,
+                start=organisation.start,
+                end=organisation.end,
+                name="Bluefin Field Services",
+            )
         self.page_cap = page_cap
         self.token_lifetime_seconds = token_lifetime_seconds
         self.client_id = client_id or f"simulator-{secrets.token_hex(8)}"
@@ -373,7 +457,13 @@ class JibbleSimulator:
 
     def _collection_page(self, entity: str, params: dict[str, str]) -> dict[str, Any]:
         """One page of a collection: at most ``page_cap`` rows whatever ``$top`` says."""
-        query = ODataQuery.parse(params, ENTITY_FIELDS[entity])
+        dialect = self.dialect
+        query = ODataQuery.parse(
+            params,
+            _fields(entity),
+            orderable=dialect.orderable,
+            unfilterable=dialect.refused_filter_fields(),
+        )
         rows = self._result(entity, query)
         size = self.page_cap if query.top is None else min(query.top, self.page_cap)
         body: dict[str, Any] = {"@odata.context": f"{self.url}/v1/$metadata#{entity}"}
@@ -384,6 +474,13 @@ class JibbleSimulator:
 
     def _report_page(self, params: dict[str, str]) -> dict[str, Any]:
         """One page of ``TrackedTimeReport`` (``simulator.reports``), capped like collections."""
+        public = self.dialect.public_reports
+        if public:
+            refused = [option for option in ("$top", "$skip", "$count") if option in params]
+            if refused:
+                raise ReportError(f"The query parameter '{refused[0]}' is not supported.")
+            if not params.get("subGroupBy"):
+                raise ReportError("The subGroupBy field is required.")
         first, last = date_range(params)
         group_by = params.get("groupBy") or "Member"
         sub_group_by = params.get("subGroupBy") or "None"
@@ -391,12 +488,15 @@ class JibbleSimulator:
             "Member": {p["id"]: p.get("fullName") or p["id"] for p in self.organisation.people},
             "Activity": {a["id"]: a.get("name") or a["id"] for a in self.organisation.activities},
         }
-        entries = self.organisation.records("TimeEntries", first, last)
+        tracked = tracked_time(self.organisation.records("TimeEntries", first, last))
+        if self.dialect.hour_entries:
+            tracked += logged_time(self.organisation.hour_entries(first, last))
         rows = report_rows(
-            tracked_time(entries),
+            tracked,
             group_by,
             None if sub_group_by == "None" else sub_group_by,
             names,
+            public=public,
         )
         try:
             skip = int(params.get("$skip") or 0)
@@ -421,16 +521,47 @@ class JibbleSimulator:
             if cached is not None:
                 self._results.move_to_end(key)
                 return cached
-            if entity == "TimeEntries":
-                first, last = query.date_bounds("belongsToDate")
-                rows = self.organisation.records(entity, first, last, at_ms=state[1])
-            else:
-                rows = self.organisation.records(entity)
-            result = query.evaluate(rows)
+            result = query.evaluate(self._records(entity, query, state[1]))
             self._results[key] = result
             while len(self._results) > RESULT_CACHE_SIZE:
                 self._results.popitem(last=False)
             return result
+
+    def _records(self, entity: str, query: ODataQuery, now_ms: int) -> list[Mapping[str, Any]]:
+        """The rows a query reads: of the organisation (and of the other one, when the dialect
+        has it), time-dated ones limited to the query's work dates, as the dialect shapes
+        them."""
+        rows: list[Mapping[str, Any]] = []
+        for organisation in (self.organisation, self.other):
+            if organisation is None:
+                continue
+            if entity in ("TimeEntries", "HourEntries"):
+                first, last = query.date_bounds("belongsToDate")
+                if entity == "TimeEntries":
+                    rows += organisation.records(entity, first, last, at_ms=now_ms)
+                else:
+                    rows += organisation.hour_entries(first, last, at_ms=now_ms)
+            else:
+                rows += organisation.records(entity)
+        if entity in ("People", "Organizations") and self.dialect.time_zone != "timeZone":
+            return [_moved_time_zone(row, self.dialect.time_zone) for row in rows]
+        return rows
+
+
+def _fields(entity: str) -> dict[str, FieldType]:
+    return HOUR_ENTRY_FIELDS if entity == "HourEntries" else ENTITY_FIELDS[entity]
+
+
+def _moved_time_zone(row: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """A person or organisation with its ``timeZone`` where the dialect keeps it: the flat key
+    of an OData open type, or a nested settings object."""
+    moved = {k: v for k, v in row.items() if k != "timeZone"}
+    if "timeZone" in row:
+        if where == "cultureSettings":
+            moved["cultureSettings"] = {"timeZone": row["timeZone"], "cultureCode": "en-US"}
+        else:
+            moved[where] = row["timeZone"]
+    return moved
 
 
 class _Server(ThreadingHTTPServer):
@@ -550,8 +681,11 @@ class _Handler(BaseHTTPRequestHandler):
         stats = simulator.stats
         stats.add("requests")
         split = urlsplit(self.path)
-        entity = COLLECTION_PATHS.get(split.path.rstrip("/"))
-        report = split.path.rstrip("/") == REPORT_PATH
+        path = split.path.rstrip("/")
+        entity = COLLECTION_PATHS.get(path)
+        if path == HOUR_ENTRIES_PATH and simulator.dialect.hour_entries:
+            entity = "HourEntries"
+        report = path == REPORT_PATH
         dice = simulator._dice
         plan = dice.plan
         served = entity is not None or report
@@ -568,7 +702,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault.kind == "rate_limit":
             stats.add("rate_limited")
-            self._send_odata_error(429, "TooManyRequests", "Rate limit exceeded", fault.headers)
+            if fault.text is not None:
+                self._send(429, fault.text.encode(), "text/plain", fault.headers)
+            else:
+                self._send_odata_error(429, "TooManyRequests", "Rate limit exceeded", fault.headers)
             return
         if fault.kind == "server_error":
             stats.add("server_errors")
@@ -605,7 +742,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_odata_error(400, "BadRequest", str(error))
             return
         stats.add("pages")
-        self._send_json(200, body)
+        self._send_json(200, body, fault.headers)
 
     def _delay(self, plan: FaultPlan) -> bool:
         """Sleeps the plan's latency; False, with the connection to be closed unanswered, if
@@ -627,9 +764,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_json(
         self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> None:
-        data = orjson.dumps(body)  # compact UTF-8 JSON; pages of entries are most of it
+        # Compact UTF-8 JSON; pages of entries are most of it.
+        self._send(status, orjson.dumps(body), _JSON, headers)
+
+    def _send(
+        self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", _JSON)
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
@@ -638,11 +780,32 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _rate_limit_headers(plan: FaultPlan, retry_after: float, reset_in: float) -> dict[str, str]:
-    """The plan's 429 header: ``Retry-After: retry_after``, or ``X-RateLimit-Reset``, the Unix
-    time ``reset_in`` seconds from now."""
+    """The plan's 429 header: ``Retry-After: retry_after``, ``X-RateLimit-Reset`` (the Unix
+    time ``reset_in`` seconds from now) or none."""
     if plan.rate_limit_header == "Retry-After":
         return {"Retry-After": _number_text(retry_after)}
+    if plan.rate_limit_header == "none":
+        return {}
     return {"X-RateLimit-Reset": f"{time.time() + reset_in:.3f}"}
+
+
+def _window_headers(plan: FaultPlan, remaining: int, ends_in: float) -> dict[str, str]:
+    """AspNetCoreRateLimit's headers: the period, the requests left and the window's end."""
+    ends = datetime.now(UTC) + timedelta(seconds=ends_in)
+    tenth_of_microsecond = int(ends_in * 10_000_000) % 10
+    return {
+        "X-Rate-Limit-Limit": _period_text(plan.rate_limit_window_seconds),
+        "X-Rate-Limit-Remaining": str(remaining),
+        "X-Rate-Limit-Reset": ends.strftime("%Y-%m-%dT%H:%M:%S.%f") + f"{tenth_of_microsecond}Z",
+    }
+
+
+def _period_text(seconds: float) -> str:
+    """A rule's period as AspNetCoreRateLimit writes it: ``1s``, ``15m``, ``1h``, ``1d``."""
+    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{_number_text(seconds)}s"
 
 
 def _number_text(seconds: float) -> str:

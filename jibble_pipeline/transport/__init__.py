@@ -9,18 +9,19 @@ from typing import Any
 
 import httpx
 
-from jibble_pipeline.transport.pacing import Pacing, pacer_for
+from jibble_pipeline.transport.pacing import Pacer, Pacing, pacer_for
+from jibble_pipeline.transport.rate_limits import Quota, retry_after_seconds
 from jibble_pipeline.transport.resilient import (
     RequestStats,
     ResilientTransport,
     RetryPolicy,
     ServiceUnavailable,
-    retry_after_seconds,
 )
 
 __all__ = [
     "ApiSession",
     "Pacing",
+    "Quota",
     "RequestStats",
     "RetryPolicy",
     "ServiceUnavailable",
@@ -35,6 +36,7 @@ class ApiSession:
 
     http: httpx.Client
     stats: RequestStats
+    pacer: Pacer
 
     def __enter__(self) -> ApiSession:
         return self
@@ -63,8 +65,9 @@ def open_session(
     ``prepare`` sees each request just before it is sent, ``label`` names the requests in
     logs and errors instead of their path (see ``ResilientTransport``)."""
     stats = RequestStats()
+    pacer = pacer_for(api, pacing, share)
     transport = ResilientTransport(
-        pacer_for(api, pacing, share),
+        pacer,
         retry,
         stats=stats,
         log=log,
@@ -76,4 +79,4 @@ def open_session(
         timeout=httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 10.0)),
         headers={"User-Agent": "jibble-pipeline", **(headers or {})},
     )
-    return ApiSession(http, stats)
+    return ApiSession(http, stats, pacer)

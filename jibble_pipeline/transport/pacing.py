@@ -7,6 +7,11 @@ asked for and cuts the rate (multiplicative decrease, at most once a second); ev
 without a 429 wins a little of it back (additive increase) up to the ceiling. One pacer per
 API (``pacer_for``) is shared by every request of the process, whichever thread sends it.
 
+When the answers state the limit (a fixed window: ``rate_limits``), the pacer learns it and
+paces a little below it (``WINDOW_SAFETY``): the largest number of requests a window was seen
+to admit, over the window's period. An answer that says the window is spent holds every
+request until the window ends, so the next request opens a new one instead of meeting a 429.
+
 When several runs call the same API at once (a backfill and the 10-minute tick), each
 process paces itself at its share of the limits: ``share`` says how many runs are sharing
 the API right now (Dagster's concurrency pool of the API counts them).
@@ -21,6 +26,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from jibble_pipeline.transport.rate_limits import Quota, Window
+
 DECREASE = 0.8  # a 429 cuts the rate to this fraction of what was being sent
 DECREASE_INTERVAL_SECONDS = 1.0  # 429s arriving together (in flight at once) cut once
 RECOVERY_PER_SECOND = 0.02  # of the reference rate, won back per second without a 429
@@ -28,6 +35,9 @@ MIN_RATE = 1.0  # requests per second: a 429 storm never stops a run altogether
 UNLIMITED_AGAIN = 1.5  # no ceiling: past this multiple of the rate that got a 429, stop pacing
 MEASURE_SECONDS = 2.0  # the window over which the rate actually sent is measured
 SHARE_REFRESH_SECONDS = 5.0
+# Of a stated limit: paced at this fraction, a window of N requests meets at most N of them
+# even when a few requests leave late and the next ones catch up.
+WINDOW_SAFETY = 0.9
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,8 @@ class Pacer:
         self._last_update = time.monotonic()
         self._last_decrease = -DECREASE_INTERVAL_SECONDS
         self._sent: deque[float] = deque()
+        self._quota: Quota | None = None  # the limit the answers state, once learned
+        self._window_ends = 0.0  # time.monotonic() at which the last window seen ends
 
     # ----------------------------------------------------------------------- settings
 
@@ -89,6 +101,48 @@ class Pacer:
         """Requests per second this process may send now (None: no pacing)."""
         with self._changed:
             return self._rate_now(time.monotonic())
+
+    @property
+    def quota(self) -> Quota | None:
+        """The limit the API's answers stated, once learned."""
+        return self._quota
+
+    # ---------------------------------------------------------------- stated limits
+
+    def observe(self, window: Window) -> Quota | None:
+        """An answer's window: the limit it implies is learned (the most requests a window
+        was seen to admit: those left after this one, plus this one), and a spent window
+        holds every request until it ends. Returns the limit when it changed."""
+        with self._changed:
+            now = time.monotonic()
+            if window.ends_in is not None:
+                ends = now + min(max(0.0, window.ends_in), window.period_seconds)
+                self._window_ends = ends
+                if window.remaining == 0:
+                    self._paused_until = max(self._paused_until, ends)
+            if window.remaining is None:
+                return None
+            admitted = window.remaining + 1
+            known = self._quota
+            if (
+                known is not None
+                and known.period_seconds == window.period_seconds
+                and known.requests >= admitted
+            ):
+                return None
+            return self._learn(Quota(admitted, window.period_seconds))
+
+    def stated(self, quota: Quota) -> Quota | None:
+        """A limit stated outright (a 429's text, or one remembered): taken as it is.
+        Returns it when it changed."""
+        with self._changed:
+            return None if quota == self._quota else self._learn(quota)
+
+    def _learn(self, quota: Quota) -> Quota:
+        self._quota = quota
+        self._rate = self._reference = None  # paced at the stated limit from now on
+        self._changed.notify_all()
+        return quota
 
     # ---------------------------------------------------------------------- requests
 
@@ -130,9 +184,9 @@ class Pacer:
     def rate_limited(self, wait_seconds: float | None) -> float | None:
         """A 429: every request waits ``wait_seconds`` (the server's ``Retry-After``) and the
         rate is cut. Returns the new rate when it was cut (for the log), else None."""
-        pause = self._pacing.default_retry_after_seconds if wait_seconds is None else wait_seconds
         with self._changed:
             now = time.monotonic()
+            pause = wait_seconds if wait_seconds is not None else self._unsaid_wait(now)
             self._paused_until = max(self._paused_until, now + max(0.0, pause))
             if now - self._last_decrease < DECREASE_INTERVAL_SECONDS:
                 return None
@@ -156,9 +210,21 @@ class Pacer:
     def _concurrency_now(self, now: float) -> int:
         return max(1, self._pacing.concurrency // self._shared_by(now))
 
+    def _unsaid_wait(self, now: float) -> float:
+        """After a 429 that says nothing about when to come back: until the window last seen
+        ends, else a window's period, else the configured default."""
+        if self._window_ends > now:
+            return self._window_ends - now
+        if self._quota is not None:
+            return self._quota.period_seconds
+        return self._pacing.default_retry_after_seconds
+
     def _ceiling(self, now: float) -> float | None:
-        ceiling = self._pacing.max_requests_per_second
-        return None if ceiling is None else ceiling / self._shared_by(now)
+        ceilings = [self._pacing.max_requests_per_second]
+        if self._quota is not None:
+            ceilings.append(self._quota.per_second * WINDOW_SAFETY)
+        known = [c for c in ceilings if c is not None]
+        return min(known) / self._shared_by(now) if known else None
 
     def _rate_now(self, now: float) -> float | None:
         """The adapted rate, won back gradually since the last 429, within the ceiling."""

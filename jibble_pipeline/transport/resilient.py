@@ -2,9 +2,11 @@
 paces, waits out rate limits and retries faults, so every client gets the same behaviour.
 
 - A **429 is flow control**, not a fault: the API's pacer pauses every request of the
-  process for the ``Retry-After`` (or ``X-RateLimit-Reset``) the server sent and slows
-  down; the request is sent again. It never spends the fault budget; only ``patience``
-  (how long one request may take to get through) bounds it.
+  process for the ``Retry-After`` (or rate-limit reset) the server sent and slows down; the
+  request is sent again. It never spends the fault budget; only ``patience`` (how long one
+  request may take to get through) bounds it.
+- **Stated limits** are learned from every answer (``rate_limits``): the pacer paces below
+  the window the headers describe, so a tenant with a small fixed window meets few 429s.
 - **Faults** (5xx, timeouts, dropped connections) are retried with jittered exponential
   backoff. A request gives up after ``max_attempts`` faults; the session gives up when the
   API looks down: ``max_consecutive_faults`` faults in a row, or more than
@@ -22,13 +24,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from jibble_pipeline.transport.pacing import Pacer, PacingTimeout
+from jibble_pipeline.transport.rate_limits import quota_of, retry_after_seconds, window_of
 
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 
@@ -92,28 +94,6 @@ class FaultBudget:
             if window == policy.fault_window and faults > policy.max_fault_ratio * window:
                 return f"{faults} of the last {window} requests failed"
         return None
-
-
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    """Seconds to wait from ``Retry-After`` (seconds or an HTTP date) or ``X-RateLimit-Reset``
-    (a Unix time, or seconds when small)."""
-    header = response.headers.get("Retry-After")
-    if header:
-        try:
-            return max(0.0, float(header))
-        except ValueError:
-            try:
-                return max(0.0, parsedate_to_datetime(header).timestamp() - time.time())
-            except (TypeError, ValueError):
-                return None
-    reset = response.headers.get("X-RateLimit-Reset")
-    if reset:
-        try:
-            value = float(reset)
-        except ValueError:
-            return None
-        return max(0.0, value - time.time()) if value > 1_000_000_000 else max(0.0, value)
-    return None
 
 
 class _Fault(Exception):
@@ -226,15 +206,15 @@ class ResilientTransport(httpx.BaseTransport):
                 self._fault(state)
                 raise _Fault(f"{state.what}: connection failed ({type(exc).__name__})") from None
         status = response.status_code
+        self._learn_limit(response)
         if status == 429:
             self._count(rate_limited=1)
-            wait = retry_after_seconds(response)
-            if wait is None:
-                wait = self.pacer.pacing.default_retry_after_seconds
+            wait = retry_after_seconds(response.headers)
             slower = self.pacer.rate_limited(wait)
             if slower is not None:
+                said = f"pausing {wait:g} s" if wait is not None else "pausing"
                 self.log.info(
-                    f"{state.what}: rate limited (429); pausing {wait:g} s and slowing to "
+                    f"{state.what}: rate limited (429); {said} and slowing to "
                     f"{slower:.1f} requests/s"
                 )
             raise _RateLimited(f"{state.what}: rate limited (429)")
@@ -243,6 +223,20 @@ class ResilientTransport(httpx.BaseTransport):
             raise _Fault(f"{state.what}: server error {status}")
         self.budget.record(False)
         return response
+
+    def _learn_limit(self, response: httpx.Response) -> None:
+        """The limit an answer states (its window headers, or a 429's text) paces what
+        follows; a new one is logged once."""
+        window = window_of(response.headers)
+        learned = self.pacer.observe(window) if window is not None else None
+        if response.status_code == 429 and "text/plain" in response.headers.get("Content-Type", ""):
+            quota = quota_of(response.text)
+            learned = (self.pacer.stated(quota) if quota is not None else None) or learned
+        if learned is not None:
+            self.log.info(
+                f"The API's answers state a limit of {learned}: pacing at "
+                f"{self.pacer.current_rate() or learned.per_second:.1f} requests/s"
+            )
 
     def _fault(self, state: _Request) -> None:
         state.faults += 1

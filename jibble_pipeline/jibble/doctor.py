@@ -1,0 +1,520 @@
+"""``jibble-pipeline doctor``: what this Jibble tenant does, found with a few dozen small
+requests, and what the pipeline will do about it (docs/jibble-api.md).
+
+Each finding is a capability, what the tenant answered and what the pipeline will do; a
+finding that would stop a run is blocking. The first page each endpoint answered is kept
+(``samples``) so that ``--sample`` can write it out, redacted.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from jibble_pipeline.jibble.client import (
+    ACTIVITIES_PATH,
+    GROUPS_PATH,
+    ORGANIZATIONS_PATH,
+    PEOPLE_PATH,
+    TIME_ENTRIES_PATH,
+    JibbleAuthError,
+    JibbleClient,
+    JibbleError,
+    Probe,
+)
+from jibble_pipeline.jibble.odata import at_or_after, between_dates
+from jibble_pipeline.jibble.reports import ReportUnavailable, logged_seconds
+from jibble_pipeline.jibble.tenant import (
+    ENTRY_ORDERS,
+    REPORT_DURATIONS,
+    REPORT_SHAPE,
+    WORKSPACE_ORDERS,
+)
+from jibble_pipeline.jibble.time_zones import find_zone
+from jibble_pipeline.transport.pacing import WINDOW_SAFETY
+from jibble_pipeline.transport.rate_limits import Quota, quota_of, window_of
+
+SAMPLE_ROWS = 20  # rows asked for by the probes whose page is kept as a sample
+SWEEP_DAYS = 31  # as automation.late_edits: dates read again without updatedAt filters
+WORKSPACE = ((PEOPLE_PATH, "People"), (GROUPS_PATH, "Groups"), (ACTIVITIES_PATH, "Activities"))
+RATE_LIMIT_HEADERS = (
+    "X-Rate-Limit-Limit",
+    "X-Rate-Limit-Remaining",
+    "X-Rate-Limit-Reset",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "Retry-After",
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    capability: str
+    answered: str
+    will_do: str
+    blocking: bool = False
+
+
+@dataclass
+class Diagnosis:
+    findings: list[Finding] = field(default_factory=list)
+    samples: dict[str, Any] = field(default_factory=dict)  # endpoint -> first page answered
+    requests: int = 0
+    seconds: float = 0.0
+
+    @property
+    def blocked(self) -> bool:
+        return any(f.blocking for f in self.findings)
+
+    def add(self, capability: str, answered: str, will_do: str, blocking: bool = False) -> None:
+        self.findings.append(Finding(capability, answered, will_do, blocking))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the run would be asked to do: the configured range and request limits."""
+
+    first_date: date
+    last_date: date
+    concurrency: int
+    max_requests_per_second: float | None
+    organization_id: str | None  # JIBBLE_ORGANIZATION_ID
+
+
+class Doctor:
+    """Runs the probes in order; a blocking finding about the basics stops the rest."""
+
+    def __init__(self, client: JibbleClient, plan: Plan, today: date | None = None):
+        self.client = client
+        self.plan = plan
+        self.today = today or datetime.now(UTC).date()
+        self.result = Diagnosis()
+        self._probes: list[Probe] = []
+        self._cap: int | None = None
+        self._per_date: dict[date, int] = {}
+        self._organisation: dict[str, Any] | None = None
+        self._order = ""
+        self._quota: Quota | None = None
+
+    def run(self) -> Diagnosis:
+        started = datetime.now(UTC)
+        steps: list[Callable[[], bool]] = [
+            self._credentials,
+            self._organisations,
+            self._workspace,
+            self._entry_order,
+            self._entries_per_date,
+            self._paging,
+            self._updated_at,
+            self._report,
+            self._hour_entries,
+            self._rate_limit,
+            self._backfill,
+        ]
+        for step in steps:
+            try:
+                if not step():
+                    break
+            except JibbleAuthError as error:
+                self.result.add("credentials", str(error), "nothing can run", blocking=True)
+                break
+            except JibbleError as error:
+                self.result.add(step.__name__.strip("_"), str(error), "stops a run", True)
+                break
+        self.result.requests = self.client.stats.requests
+        self.result.seconds = (datetime.now(UTC) - started).total_seconds()
+        return self.result
+
+    # ----------------------------------------------------------------------- probes
+
+    def _get(self, host: str, path: str, params: dict[str, str] | None = None) -> Probe:
+        probe = self.client.probe(host, path, params)
+        self._probes.append(probe)
+        return probe
+
+    def _keep(self, name: str, probe: Probe) -> None:
+        if name not in self.result.samples and probe.status < 400:
+            self.result.samples[name] = probe.body
+
+    def _credentials(self) -> bool:
+        answer = self.client.token_answer()
+        self.result.samples["token"] = answer
+        organisation = answer.get("organizationId") or "none named"
+        lifetime = answer.get("expires_in", "?")
+        self.result.add(
+            "credentials",
+            f"token issued, valid {lifetime} s, organisation {organisation}",
+            "refreshes the token before it expires and once on a 401",
+        )
+        return True
+
+    def _organisations(self) -> bool:
+        probe = self._get("workspace", ORGANIZATIONS_PATH, {"$top": str(SAMPLE_ROWS)})
+        self._keep("Organizations", probe)
+        if probe.status >= 400:
+            self.result.add("organisations", f"{probe.status}: {probe.message}", "not needed")
+            return True
+        names = [f"{o.get('name') or '?'} ({o.get('id')})" for o in probe.rows]
+        token = self.client.token_organization
+        configured = self.plan.organization_id
+        ids = {o.get("id") for o in probe.rows}
+        if configured and ids and configured not in ids:
+            self.result.add(
+                "organisations",
+                f"{len(names)} visible: {', '.join(names)}",
+                f"JIBBLE_ORGANIZATION_ID={configured} is not among them: set it to one of them",
+                blocking=True,
+            )
+            return False
+        if len(names) > 1 and not (configured or token):
+            self.result.add(
+                "organisations",
+                f"{len(names)} visible: {', '.join(names)}; the token names none",
+                "set JIBBLE_ORGANIZATION_ID to the one to read",
+                blocking=True,
+            )
+            return False
+        chosen = configured or token or (probe.rows[0].get("id") if probe.rows else "?")
+        how = "JIBBLE_ORGANIZATION_ID" if configured else "the token's"
+        others = " (rows of the others are left out everywhere)" if len(names) > 1 else ""
+        self.result.add(
+            "organisations",
+            f"{len(names)} visible: {', '.join(names)}",
+            f"reads {chosen} ({how}){others}",
+        )
+        self._organisation = next((o for o in probe.rows if o.get("id") == chosen), None)
+        return True
+
+    def _workspace(self) -> bool:
+        sort = None
+        collections = (
+            (PEOPLE_PATH, "People"),
+            (GROUPS_PATH, "Groups"),
+            (ACTIVITIES_PATH, "Activities"),
+        )
+        for path, name in collections:
+            params = {"$top": str(SAMPLE_ROWS), "$count": "true"}
+            probe = None
+            refused = []
+            for order in WORKSPACE_ORDERS if sort is None else (sort,):
+                ordered = {"$orderby": order} if order else {}
+                probe = self._get("workspace", path, {**params, **ordered})
+                if probe.status != 400:
+                    sort = order
+                    break
+                refused.append(f"$orderby={order}: {probe.message}")
+            assert probe is not None
+            self._keep(name, probe)
+            if probe.status >= 400:
+                self.result.add(name, f"{probe.status}: {probe.message}", "cannot sync", True)
+                return False
+            count = probe.body.get("@odata.count") if isinstance(probe.body, dict) else None
+            shown = f"{count} rows" if isinstance(count, int) else f"{len(probe.rows)}+ rows"
+            if refused:
+                shown += f"; {'; '.join(refused)}"
+            order_text = f"sorted by {sort}" if sort else "in the server's own order"
+            self.result.add(name, shown, f"reads them {order_text}")
+            if name == "People":
+                self._time_zones(probe.rows)
+        return True
+
+    def _time_zones(self, people: list) -> None:
+        found = [find_zone(p, self._organisation) for p in people if isinstance(p, dict)]
+        sources = Counter(f.source or "nowhere" for f in found)
+        unknown = sorted({f.unrecognised for f in found if f.unrecognised})
+        answered = ", ".join(f"{n} from {s}" for s, n in sources.most_common()) or "no people"
+        if unknown:
+            answered += f"; not a zone known here: {', '.join(unknown[:5])}"
+        missing = sources.get("nowhere", 0)
+        will_do = "keeps each agent's zone (agents.time_zone, time_zone_source)"
+        if missing:
+            will_do += f"; {missing} of {len(found)} sampled have none"
+        self.result.add("time zones", f"of {len(found)} people sampled: {answered}", will_do)
+
+    def _entry_order(self) -> bool:
+        day = self.today - timedelta(days=1)
+        refused = []
+        for order in ENTRY_ORDERS:
+            params = {"$filter": _on(day), "$top": "1"}
+            if order:
+                params["$orderby"] = order
+            probe = self._get("time_tracking", TIME_ENTRIES_PATH, params)
+            if probe.status == 400:
+                refused.append(f"{order or '(none)'}: {probe.message}")
+                continue
+            if probe.status >= 400:
+                answer = f"{probe.status}: {probe.message}"
+                self.result.add("TimeEntries", answer, "cannot read", blocking=True)
+                return False
+            answered = "; ".join([*refused, f"{order or '(none)'} accepted"])
+            will_do = (
+                f"reads each work date sorted by {order}"
+                if order
+                else "reads in the server's own order; the paging's overlap check guards it"
+            )
+            self.result.add("TimeEntries sort order", answered, will_do)
+            self._order = order
+            return True
+        self.result.add(
+            "TimeEntries sort order",
+            "; ".join(refused),
+            "cannot page time entries: report this table",
+            blocking=True,
+        )
+        return False
+
+    def _entries_per_date(self) -> bool:
+        for back in range(1, 8):
+            day = self.today - timedelta(days=back)
+            probe = self._get(
+                "time_tracking",
+                TIME_ENTRIES_PATH,
+                {"$filter": _on(day), "$top": "1", "$count": "true", **self._order_param()},
+            )
+            count = probe.body.get("@odata.count") if isinstance(probe.body, dict) else None
+            if isinstance(count, int):
+                self._per_date[day] = count
+        if not self._per_date:
+            self.result.add("entries per work date", "no @odata.count", "counts as it reads")
+            return True
+        counts = list(self._per_date.values())
+        self.result.add(
+            "entries per work date",
+            f"last 7 days: mean {statistics.mean(counts):.0f}, max {max(counts)}",
+            "reads one work date per query, several at once",
+        )
+        return True
+
+    def _paging(self) -> bool:
+        busiest = max(self._per_date, key=lambda d: self._per_date[d], default=self.today)
+        params = {"$filter": _on(busiest), "$top": "1000", "$count": "true", **self._order_param()}
+        probe = self._get("time_tracking", TIME_ENTRIES_PATH, params)
+        self._keep("TimeEntries", self._trimmed(probe))
+        rows = probe.rows
+        body = probe.body if isinstance(probe.body, dict) else {}
+        count = body.get("@odata.count")
+        link = body.get("@odata.nextLink")
+        if isinstance(count, int) and count > len(rows):
+            self._cap = len(rows)
+            cap_text = f"pages of at most {len(rows)} rows although $top=1000 was asked"
+        else:
+            cap_text = f"all {len(rows)} rows of {busiest} in one page (cap not reached)"
+        self.result.add(
+            "page cap",
+            cap_text,
+            "asks $top=1000 and pages by the rows received, never by $top",
+        )
+        self.result.add(
+            "nextLink",
+            "sent" if link else "never sent",
+            "follows it when sent; pages with $skip otherwise",
+        )
+        self.result.add(
+            "$count",
+            "honoured" if isinstance(count, int) else "not honoured",
+            "reads windows in parallel up to the count"
+            if isinstance(count, int)
+            else "reads page after page until a page brings nothing new",
+        )
+        if len(rows) >= 3:
+            skipped = self._get(
+                "time_tracking",
+                TIME_ENTRIES_PATH,
+                {"$filter": _on(busiest), "$top": "2", "$skip": "1", **self._order_param()},
+            )
+            same = [r.get("id") for r in skipped.rows] == [r.get("id") for r in rows[1:3]]
+            if not same:
+                self.result.add(
+                    "$skip",
+                    "not honoured: $skip=1 did not return rows 2 and 3",
+                    "cannot read more than one page: report this table",
+                    blocking=True,
+                )
+                return False
+            self.result.add("$skip", "honoured", "pages with it")
+        return True
+
+    def _updated_at(self) -> bool:
+        since = datetime.now(UTC) - timedelta(days=1)
+        params = {"$filter": at_or_after("updatedAt", since), "$top": "1", **self._order_param()}
+        probe = self._get("time_tracking", TIME_ENTRIES_PATH, params)
+        if probe.status == 400:
+            per_date = statistics.mean(self._per_date.values()) if self._per_date else 0
+            pages = _pages_per_date(per_date, self._cap)
+            self.result.add(
+                "$filter on updatedAt",
+                f"refused (400: {probe.message})",
+                f"late edits by reading the last {SWEEP_DAYS} days again: about "
+                f"{round(pages * (SWEEP_DAYS - 2))} requests per pass, at most 60 a minute; "
+                "resumed backfills keep the dates they landed",
+            )
+        elif probe.status >= 400:
+            self.result.add("$filter on updatedAt", f"{probe.status}: {probe.message}", "?")
+        else:
+            self.result.add(
+                "$filter on updatedAt",
+                "accepted",
+                "late edits from an updatedAt watermark every 5 minutes",
+            )
+        return True
+
+    def _report(self) -> bool:
+        monday = self.today - timedelta(days=self.today.weekday() + 7)
+        report = self.client.tracked_time_by_member(monday, monday + timedelta(days=6))
+        if isinstance(report, ReportUnavailable):
+            self.result.add("TrackedTimeReport", report.reason, "hours_match_jibble is skipped")
+            return True
+        profile = self.client.profile
+        shape = profile.get(REPORT_SHAPE)
+        durations = profile.get(REPORT_DURATIONS) or "no rows to tell"
+        evidence = next(
+            (item.evidence for item in profile.learned() if item.capability == REPORT_SHAPE), ""
+        )
+        self.result.add(
+            "TrackedTimeReport",
+            f"{len(report)} members for the week of {monday}, asked as {shape}, durations as "
+            f"{durations}" + (f" ({evidence})" if evidence and evidence != "accepted" else ""),
+            "hours_match_jibble compares each agent's week with it",
+        )
+        return True
+
+    def _hour_entries(self) -> bool:
+        first = self.today - timedelta(days=14)
+        entries = self.client.hour_entries(first, self.today)
+        if entries is None:
+            self.result.add("HourEntries", "none (the path does not exist here)", "nothing to do")
+            return True
+        self.result.samples["HourEntries"] = {"value": entries[:SAMPLE_ROWS]}
+        seconds = sum(s for _, _, s in logged_seconds(entries))
+        will_do = "nothing to do"
+        if entries:
+            will_do = "weekly hours leave them out: the check hour_entries_not_counted warns"
+        self.result.add(
+            "HourEntries",
+            f"{len(entries)} entries holding {seconds / 3600:.1f} h over {first}..{self.today}",
+            will_do,
+        )
+        return True
+
+    def _rate_limit(self) -> bool:
+        seen = {
+            name: probe.headers[name]
+            for probe in self._probes
+            for name in RATE_LIMIT_HEADERS
+            if name in probe.headers
+        }
+        windows = [w for p in self._probes if (w := window_of(p.headers)) is not None]
+        stated = [q for p in self._probes if p.status == 429 and (q := quota_of(str(p.body)))]
+        limited = sum(1 for p in self._probes if p.status == 429)
+        quota = stated[-1] if stated else self.client.stated_quota
+        if windows or quota:
+            implied = f"; implies {quota}" if quota else ""
+            pace = quota.per_second * WINDOW_SAFETY if quota else None
+            self.result.add(
+                "rate limit",
+                ", ".join(f"{k}: {v}" for k, v in seen.items()) + implied,
+                f"paces at {pace:.1f} requests/s" if pace else "learns the limit as it goes",
+            )
+        else:
+            configured = self.plan.max_requests_per_second
+            self.result.add(
+                "rate limit",
+                "no rate-limit headers" + (f"; {limited} answers were 429" if limited else ""),
+                f"paces at JIBBLE_MAX_REQUESTS_PER_SECOND={configured:g}"
+                if configured
+                else "adapts to 429s; set JIBBLE_MAX_REQUESTS_PER_SECOND if you know the limit",
+            )
+        self._quota = quota
+        return True
+
+    def _backfill(self) -> bool:
+        latencies = [p.seconds for p in self._probes]
+        latency = statistics.median(latencies) if latencies else 0.0
+        dates = (self.plan.last_date - self.plan.first_date).days + 1
+        per_date = statistics.mean(self._per_date.values()) if self._per_date else 0.0
+        requests = math.ceil(dates * _pages_per_date(per_date, self._cap))
+        rates = [self.plan.concurrency / max(latency, 0.001)]
+        if self._quota is not None:
+            rates.append(self._quota.per_second * WINDOW_SAFETY)
+        if self.plan.max_requests_per_second:
+            rates.append(self.plan.max_requests_per_second)
+        rate = min(rates)
+        minutes = requests / rate / 60
+        self.result.add(
+            "backfill estimate",
+            f"latency {latency * 1000:.0f} ms (median of {len(latencies)} requests)",
+            f"{self.plan.first_date}..{self.plan.last_date} ({dates} work dates, about "
+            f"{per_date:.0f} entries each): about {requests:,} requests, "
+            f"{_duration(minutes)} at {rate:.1f} requests/s",
+        )
+        return True
+
+    # ---------------------------------------------------------------------- helpers
+
+    def _order_param(self) -> dict[str, str]:
+        return {"$orderby": self._order} if self._order else {}
+
+    def _trimmed(self, probe: Probe) -> Probe:
+        """The probe with its page cut to the sample's size (a page of 1000 is a lot)."""
+        if not isinstance(probe.body, dict):
+            return probe
+        body = {**probe.body, "value": probe.rows[:SAMPLE_ROWS]}
+        return Probe(probe.status, body, probe.headers, probe.seconds)
+
+
+def _on(day: date) -> str:
+    return between_dates("belongsToDate", day, day)
+
+
+def _pages_per_date(entries: float, cap: int | None) -> float:
+    """Requests to read a date of ``entries`` with a page cap (None: all in one page)."""
+    if cap is None or entries <= cap or cap < 2:
+        return 1.0
+    return 1 + math.ceil((entries - cap) / (cap - 1))
+
+
+def _duration(minutes: float) -> str:
+    if minutes < 1:
+        return "under a minute"
+    if minutes < 120:
+        return f"{minutes:.0f} minutes"
+    return f"{minutes / 60:.1f} hours"
+
+
+def table(diagnosis: Diagnosis) -> str:
+    """The findings as a plain-text table."""
+    headers = ("capability", "what the tenant answered", "what the pipeline will do")
+    rows = [
+        (("BLOCKS: " if f.blocking else "") + f.capability, f.answered, f.will_do)
+        for f in diagnosis.findings
+    ]
+    widths = [min(60, max(len(r[i]) for r in [headers, *rows])) for i in range(3)]
+    lines = [" | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines.append("-+-".join("-" * w for w in widths))
+    for row in rows:
+        wrapped = [_wrap(cell, width) for cell, width in zip(row, widths, strict=True)]
+        for n in range(max(len(w) for w in wrapped)):
+            lines.append(
+                " | ".join(
+                    (w[n] if n < len(w) else "").ljust(width)
+                    for w, width in zip(wrapped, widths, strict=True)
+                )
+            )
+    return "\n".join(lines)
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return [*lines, line] if line else lines or [""]
