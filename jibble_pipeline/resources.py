@@ -38,6 +38,7 @@ def jibble_resource(settings: Settings, *, secrets_from_env: bool = True) -> Jib
         "api_runs": settings.api_runs,
         "reconcile_tolerance_seconds": settings.reconcile_tolerance_seconds,
         "organization_id": settings.organization_id,
+        "sweep_requests": settings.sweep_requests,
     }
     if settings.demo_mode:
         return DemoJibbleResource(first_date=settings.partitions_start.isoformat(), **limits)

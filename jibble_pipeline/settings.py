@@ -47,6 +47,7 @@ class Settings:
     time_attendance_url: str = PRODUCTION_TIME_ATTENDANCE_URL
     reconcile_tolerance_seconds: float = 60.0
     organization_id: str | None = None
+    sweep_requests: int = 60
 
     @property
     def demo_mode(self) -> bool:
@@ -87,6 +88,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     max_wait = _number(env, "JIBBLE_MAX_WAIT_SECONDS", 900.0, float, minimum=1)
     api_runs = _number(env, "JIBBLE_API_RUNS", 2, int, minimum=1)
     tolerance = _number(env, "JIBBLE_RECONCILE_TOLERANCE_SECONDS", 60.0, float, minimum=0)
+    sweep_requests = _number(env, "JIBBLE_SWEEP_REQUESTS_PER_MINUTE", 60, int, minimum=1)
     if partitions_start > latest_work_date():
         raise ConfigurationError(
             f"JIBBLE_PARTITIONS_START is {partitions_start}, in the future: the first work "
@@ -129,6 +131,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         api_runs=api_runs,
         reconcile_tolerance_seconds=tolerance,
         organization_id=(env.get("JIBBLE_ORGANIZATION_ID") or "").strip() or None,
+        sweep_requests=sweep_requests,
     )
 
 

@@ -36,8 +36,8 @@ OVERLAP = timedelta(minutes=10)  # clock skew and entries committed late on Jibb
 MAX_GAP_DAYS = 3  # dates closer than this share one run (refetching a day costs little)
 LOST_RUNS_AFTER = timedelta(hours=1)  # requested runs never seen by then: ask again
 SWEEP_DAYS = 31  # the sweep reads the work dates of the last month again
-SWEEP_REQUESTS = 60  # at most (about) this many requests per evaluation of the sweep
-SWEEP_SECONDS = 30.0  # and no longer than this, well inside a sensor's time limit
+SWEEP_SECONDS = 30.0  # an evaluation reads no longer than this, well inside a sensor's limit
+SWEEP_EVERY = timedelta(minutes=10)  # a pass starts this long after the last one started
 SWEEP_TAG = "jibble/late_edits_sweep"
 UNFINISHED = [
     dg.DagsterRunStatus.QUEUED,
@@ -243,10 +243,11 @@ def late_edits_sensor(
 @dataclass
 class SweepCursor:
     """``next_date``: where the pass in progress goes on (None: a new pass starts);
-    ``passes``: passes started so far."""
+    ``passes``: passes started so far; ``started``: when the last pass started."""
 
     next_date: str | None = None
     passes: int = 0
+    started: str | None = None
 
     @classmethod
     def load(cls, text: str | None) -> "SweepCursor":
@@ -265,14 +266,17 @@ def sweep_window(now: datetime, first_partition: date) -> tuple[date, date] | No
     return (first, last) if first <= last else None
 
 
-def read_slice(client: JibbleClient, first: date, last: date) -> tuple[dict[date, list], date]:
-    """Whole work dates from ``first`` on, until ``last`` or the slice's budget of requests
-    and seconds is spent; returns them and the date after the last one read."""
+def read_slice(
+    client: JibbleClient, first: date, last: date, budget: int
+) -> tuple[dict[date, list], date]:
+    """Whole work dates from ``first`` on, until ``last`` or the slice's ``budget`` of
+    requests (or ``SWEEP_SECONDS``) is spent; returns them and the date after the last one
+    read."""
     started, requests = time.monotonic(), client.stats.requests
     fetched: dict[date, list] = {}
     day = first
     while day <= last:
-        if client.stats.requests - requests >= SWEEP_REQUESTS:
+        if client.stats.requests - requests >= budget:
             break
         if time.monotonic() - started >= SWEEP_SECONDS:
             break
@@ -303,10 +307,13 @@ def late_edits_sweep(
     context: dg.SensorEvaluationContext, jibble: JibbleResource, warehouse: WarehouseResource
 ) -> dg.SensorResult | dg.SkipReason:
     profile = load_profile(warehouse.open(), tenant_key(jibble.tenant))
+    if profile.get(UPDATED_AT_FILTER) is None:
+        with tenant_client(jibble, warehouse, context.log) as client:
+            client.updated_at_filterable()  # learned, and kept for every run and sensor
+        profile = load_profile(warehouse.open(), tenant_key(jibble.tenant))
     if profile.get(UPDATED_AT_FILTER) != "refused":
         return dg.SkipReason(
-            "This Jibble tenant filters on updatedAt (or has not been asked yet): "
-            "late_edits_sensor follows its changes"
+            "This Jibble tenant filters on updatedAt: late_edits_sensor follows its changes"
         )
     now = datetime.now(UTC).replace(microsecond=0)
     first_partition = daily_partitions.start.date()
@@ -316,9 +323,12 @@ def late_edits_sweep(
     cursor = SweepCursor.load(context.cursor)
     start = date.fromisoformat(cursor.next_date) if cursor.next_date else None
     if start is None or not window[0] <= start <= window[1]:
-        start, cursor.passes = window[0], cursor.passes + 1
+        due = datetime.fromisoformat(cursor.started) + SWEEP_EVERY if cursor.started else now
+        if now < due:
+            return dg.SkipReason(f"Sweep pass {cursor.passes} is done; the next starts at {due}")
+        start, cursor.passes, cursor.started = window[0], cursor.passes + 1, now.isoformat()
     with tenant_client(jibble, warehouse, context.log) as client:
-        fetched, after_last = read_slice(client, start, window[1])
+        fetched, after_last = read_slice(client, start, window[1], jibble.sweep_requests)
         requests = client.stats.requests
     found = drift(warehouse.open(), fetched)
     scheduled_first, _ = refresh_window(now, first_partition)

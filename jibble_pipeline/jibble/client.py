@@ -466,6 +466,16 @@ class JibbleClient:
         self.profile.learn(UPDATED_AT_FILTER, "accepted", "accepted")
         return self._ours(TIME_ENTRIES_PATH, rows)
 
+    def updated_at_filterable(self) -> bool:
+        """Whether the tenant takes a ``$filter`` on ``updatedAt`` (asked once if unknown)."""
+        known = self.profile.get(UPDATED_AT_FILTER)
+        if known is None:
+            refused = self._updated_at_refused()
+            if not refused:
+                self.profile.learn(UPDATED_AT_FILTER, "accepted", "accepted")
+            return not refused
+        return known != "refused"
+
     def _updated_at_refused(self) -> bool:
         """Asks the simplest ``updatedAt`` filter; a 400 is learned as the tenant's refusal."""
         query = {"$filter": at_or_after("updatedAt", datetime.now(UTC)), "$top": "1"}

@@ -216,6 +216,9 @@ class Doctor:
                 return False
             count = probe.body.get("@odata.count") if isinstance(probe.body, dict) else None
             shown = f"{count} rows" if isinstance(count, int) else f"{len(probe.rows)}+ rows"
+            others = sum(1 for row in probe.rows if self._elsewhere(row))
+            if others:
+                shown += f" ({others} of the first {len(probe.rows)} of other organisations)"
             if refused:
                 shown += f"; {'; '.join(refused)}"
             order_text = f"sorted by {sort}" if sort else "in the server's own order"
@@ -224,8 +227,15 @@ class Doctor:
                 self._time_zones(probe.rows)
         return True
 
+    def _elsewhere(self, row: Any) -> bool:
+        """A row of another organisation than the one read."""
+        ours = self.plan.organization_id or self.client.token_organization
+        theirs = row.get("organizationId") if isinstance(row, dict) else None
+        return ours is not None and theirs is not None and theirs != ours
+
     def _time_zones(self, people: list) -> None:
-        found = [find_zone(p, self._organisation) for p in people if isinstance(p, dict)]
+        ours = [p for p in people if isinstance(p, dict) and not self._elsewhere(p)]
+        found = [find_zone(p, self._organisation) for p in ours]
         sources = Counter(f.source or "nowhere" for f in found)
         unknown = sorted({f.unrecognised for f in found if f.unrecognised})
         answered = ", ".join(f"{n} from {s}" for s, n in sources.most_common()) or "no people"
@@ -235,7 +245,8 @@ class Doctor:
         will_do = "keeps each agent's zone (agents.time_zone, time_zone_source)"
         if missing:
             will_do += f"; {missing} of {len(found)} sampled have none"
-        self.result.add("time zones", f"of {len(found)} people sampled: {answered}", will_do)
+        sampled = f"of {len(found)} people of the organisation sampled: {answered}"
+        self.result.add("time zones", sampled, will_do)
 
     def _entry_order(self) -> bool:
         day = self.today - timedelta(days=1)

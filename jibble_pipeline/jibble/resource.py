@@ -42,6 +42,8 @@ class JibbleResource(dg.ConfigurableResource):
     reconcile_tolerance_seconds: float = 60.0
     # The organisation to read when the credentials see several (default: the token's).
     organization_id: str | None = None
+    # Requests a minute the late-edits sweep may spend (tenants without updatedAt filters).
+    sweep_requests: int = 60
 
     @property
     def tenant(self) -> str:

@@ -4,8 +4,13 @@
 The organisation follows the real clock, with work dates from ``--start`` to two days ahead,
 like the pipeline's demo mode; ``--now 2026-01-01T00:00:00Z`` fixes its clock instead (a
 dataset that does not grow while it is read, as benchmarks need). ``--latency-ms 80
---rate-limit 10`` make it behave like the remote, rate-limited API; ``--error-rate`` and
-``--drop-rate`` inject faults. Point the pipeline at it with the printed settings.
+--rate-limit 10`` make it behave like the remote, rate-limited API (``--rate-limit-style
+fixed-window`` as AspNetCoreRateLimit limits); ``--error-rate`` and ``--drop-rate`` inject
+faults. ``--orderable``, ``--no-updated-at-filter``, ``--public-reports``,
+``--time-zone-field``, ``--other-organisation-agents`` and ``--hour-entries`` play the
+variants of Jibble that public evidence allows (``simulator.dialect``);
+``--as-public-evidence-allows`` plays all of them. Point the pipeline at it with the printed
+settings.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from datetime import UTC, date, datetime, timedelta
 
 from jibble_pipeline.settings import DEFAULT_PARTITIONS_START
 from jibble_pipeline.simulator import FaultPlan, JibbleSimulator, SyntheticOrganisation
+from jibble_pipeline.simulator.dialect import TIME_ZONE_FIELDS, Dialect
 from jibble_pipeline.simulator.reports import REPORT_AVAILABILITY
+from jibble_pipeline.simulator.server import RATE_LIMIT_HEADERS, RATE_LIMIT_STYLES
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -51,6 +58,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--rate-limit-burst", type=float, help="requests at once (default: one second's worth)"
     )
+    parser.add_argument(
+        "--rate-limit-style",
+        choices=RATE_LIMIT_STYLES,
+        default="token-bucket",
+        help="fixed-window: AspNetCoreRateLimit's windows of one second, with its headers",
+    )
+    parser.add_argument(
+        "--rate-limit-header",
+        choices=RATE_LIMIT_HEADERS,
+        default="Retry-After",
+        help="what a 429 says about when to come back",
+    )
     parser.add_argument("--error-rate", type=float, default=0.0, help="fraction answered 5xx")
     parser.add_argument(
         "--drop-rate", type=float, default=0.0, help="fraction of connections dropped"
@@ -62,6 +81,30 @@ def main(argv: list[str] | None = None) -> None:
         default="available",
         help="TrackedTimeReport: served, refused by the plan (402) or missing (404)",
     )
+    parser.add_argument(
+        "--orderable", help="the only properties $orderby accepts, comma-separated (e.g. time)"
+    )
+    parser.add_argument(
+        "--no-updated-at-filter", action="store_true", help="refuse $filter on updatedAt"
+    )
+    parser.add_argument(
+        "--public-reports",
+        action="store_true",
+        help="TrackedTimeReport as public callers use it (subGroupBy, no paging, TimeSpans)",
+    )
+    parser.add_argument("--time-zone-field", choices=TIME_ZONE_FIELDS, default="timeZone")
+    parser.add_argument(
+        "--other-organisation-agents",
+        type=int,
+        default=0,
+        help="people of a second organisation the same credentials see",
+    )
+    parser.add_argument("--hour-entries", action="store_true", help="serve HourEntries")
+    parser.add_argument(
+        "--as-public-evidence-allows",
+        action="store_true",
+        help="every variant above at once",
+    )
     args = parser.parse_args(argv)
     try:
         faults = FaultPlan(
@@ -72,6 +115,20 @@ def main(argv: list[str] | None = None) -> None:
             error_rate_5xx=args.error_rate,
             drop_rate=args.drop_rate,
             seed=args.fault_seed,
+            rate_limit_style=args.rate_limit_style,
+            rate_limit_header=args.rate_limit_header,
+        )
+        dialect = (
+            Dialect.as_public_evidence_allows()
+            if args.as_public_evidence_allows
+            else Dialect(
+                orderable=tuple(args.orderable.split(",")) if args.orderable else None,
+                updated_at_filterable=not args.no_updated_at_filter,
+                public_reports=args.public_reports,
+                time_zone=args.time_zone_field,
+                other_organisation_agents=args.other_organisation_agents,
+                hour_entries=args.hour_entries,
+            )
         )
     except ValueError as error:
         parser.error(str(error))
@@ -92,6 +149,7 @@ def main(argv: list[str] | None = None) -> None:
         client_secret=args.client_secret,
         port=args.port,
         reports=args.reports,
+        dialect=dialect,
     )
     with simulator:
         print(
@@ -127,7 +185,12 @@ def _conditions(plan: FaultPlan) -> str:
             f"  latency        {plan.latency_seconds * 1000:g} ms"
             f" + up to {plan.latency_jitter_seconds * 1000:g} ms"
         )
-    if plan.rate_limit_per_second:
+    if plan.rate_limit_per_second and plan.rate_limit_style == "fixed-window":
+        lines.append(
+            f"  rate limit     {plan.window_limit} requests per window of "
+            f"{plan.rate_limit_window_seconds:g} s (429s say: {plan.rate_limit_header})"
+        )
+    elif plan.rate_limit_per_second:
         lines.append(
             f"  rate limit     {plan.rate_limit_per_second:g} requests/s,"
             f" bursts of {plan.rate_limit_capacity:g}"

@@ -157,6 +157,9 @@ class SimulatorStats:
     stalled: int = 0
     pages: int = 0
     reports: int = 0  # TrackedTimeReport requests past authorisation (402/404 answers included)
+    # Unix times of the first and the last collection or report request since the start.
+    first_request_at: float = 0.0
+    last_request_at: float = 0.0
     _lock: threading.Lock = field(
         default_factory=threading.Lock, init=False, repr=False, compare=False
     )
@@ -165,7 +168,14 @@ class SimulatorStats:
         with self._lock:
             setattr(self, name, getattr(self, name) + amount)
 
-    def as_dict(self) -> dict[str, int]:
+    def arrived(self) -> None:
+        """A collection or report request arrived (its time is kept)."""
+        with self._lock:
+            now = time.time()
+            self.first_request_at = self.first_request_at or now
+            self.last_request_at = now
+
+    def as_dict(self) -> dict[str, float]:
         with self._lock:
             return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
 
@@ -689,6 +699,8 @@ class _Handler(BaseHTTPRequestHandler):
         dice = simulator._dice
         plan = dice.plan
         served = entity is not None or report
+        if served:
+            stats.arrived()
         fault = dice.roll() if served else _Fault(None)  # on arrival, before the delay
         if not self._delay(plan):
             return

@@ -37,7 +37,7 @@ MEASURE_SECONDS = 2.0  # the window over which the rate actually sent is measure
 SHARE_REFRESH_SECONDS = 5.0
 # Of a stated limit: paced at this fraction, a window of N requests meets at most N of them
 # even when a few requests leave late and the next ones catch up.
-WINDOW_SAFETY = 0.9
+WINDOW_SAFETY = 0.95
 
 
 @dataclass(frozen=True)
