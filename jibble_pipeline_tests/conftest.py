@@ -10,6 +10,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -40,6 +41,19 @@ def warehouse_schema(database_url: str) -> Iterator[str]:
     yield schema
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.fixture
+def own_database(database_url: str) -> Iterator[str]:
+    """A database of its own on the test server, as a deployment has: Dagster's storage
+    (runs, sensor cursors) and the warehouse both in it; dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield urlsplit(database_url)._replace(path=f"/{name}").geturl()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+        conn.execute(drop.format(sql.Identifier(name)))
 
 
 @pytest.fixture

@@ -12,11 +12,9 @@ import signal
 import socket
 import subprocess
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import dagster as dg
 import httpx
@@ -26,7 +24,6 @@ import yaml
 from dagster._core.definitions.run_request import InstigatorType
 from dagster._core.scheduler.instigation import ScheduleInstigatorData, TickStatus
 from dagster_graphql import DagsterGraphQLClient
-from psycopg import sql
 
 from jibble_pipeline.cli import CODE_LOCATION_NAME, PROJECT_ROOT
 from jibble_pipeline.partitions import range_tags
@@ -141,20 +138,6 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment_database(database_url: str) -> Iterator[str]:
-    """A database of its own on the test server, as a deployment has: Dagster's storage
-    and the warehouse both in it."""
-    name = f"deploy_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield urlsplit(database_url)._replace(path=f"/{name}").geturl()
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-
-
-@pytest.fixture
 def simulator() -> Iterator[JibbleSimulator]:
     """A small organisation on the real clock: the schedule's tick asks for today's dates."""
     org = SyntheticOrganisation(
@@ -165,13 +148,13 @@ def simulator() -> Iterator[JibbleSimulator]:
 
 
 @pytest.fixture
-def deployment(tmp_path, simulator, deployment_database) -> Iterator[Deployment]:
-    code_env = cli_environment(tmp_path / "code", simulator, deployment_database, "jibble")
+def deployment(tmp_path, simulator, own_database) -> Iterator[Deployment]:
+    code_env = cli_environment(tmp_path / "code", simulator, own_database, "jibble")
     code_env.update(
         JIBBLE_EMBEDDED_POSTGRES="never",
         JIBBLE_PARTITIONS_START=(TODAY - timedelta(days=8)).isoformat(),
     )
-    running = Deployment(tmp_path, code_env, sqlalchemy_url(deployment_database))
+    running = Deployment(tmp_path, code_env, sqlalchemy_url(own_database))
     running.start_code_server()
     running.start_webserver()
     running.start_daemon()
@@ -195,7 +178,7 @@ def schedule_state(instance: dg.DagsterInstance):
     return next((s for s in states if s.name == SCHEDULE), None)
 
 
-def test_runs_and_ticks_through_the_deployed_services(deployment, simulator, deployment_database):
+def test_runs_and_ticks_through_the_deployed_services(deployment, simulator, own_database):
     """The webserver and the daemon hold no project code and no Jibble or warehouse
     settings: everything they do goes through the code server."""
     wait_for("the webserver loads the code location", deployment.location_loaded, 180,
@@ -220,7 +203,7 @@ def test_runs_and_ticks_through_the_deployed_services(deployment, simulator, dep
         dg.DagsterRunStatus.SUCCESS
     )
     expected = len(simulator.organisation.time_entries_for_dates(first, last))
-    assert stored_entries(deployment_database, first, last) == expected > 0
+    assert stored_entries(own_database, first, last) == expected > 0
 
     # A tick of the 10-minute schedule, evaluated by the daemon: its state is the daemon's
     # own, moved back so the last cron boundary falls after it.
@@ -263,7 +246,7 @@ def test_runs_and_ticks_through_the_deployed_services(deployment, simulator, dep
     window_last = date.fromisoformat(ticked["dagster/asset_partition_range_end"])
     assert window_first <= TODAY <= window_last
     expected = len(simulator.organisation.time_entries_for_dates(window_first, window_last))
-    assert stored_entries(deployment_database, window_first, window_last) == expected > 0
+    assert stored_entries(own_database, window_first, window_last) == expected > 0
 
 
 def test_the_code_server_refuses_to_start_without_a_warehouse(tmp_path, simulator):

@@ -18,6 +18,7 @@ from jibble_pipeline.cli import main
 from jibble_pipeline.jibble.reports import logged_seconds
 from jibble_pipeline.simulator import FaultPlan, JibbleSimulator, SyntheticOrganisation
 from jibble_pipeline.simulator.dialect import Dialect
+from jibble_pipeline.transport.pacing import WINDOW_SAFETY
 from jibble_pipeline_tests.pipeline_harness import BIN, PROJECT_ROOT, cli_environment
 
 TODAY = datetime.now(UTC).date()
@@ -110,7 +111,7 @@ def test_each_variant_is_named_for_what_it_does(monkeypatch, capsys):
     limit = found["rate limit"]
     assert "X-Rate-Limit-Limit: 1s" in limit["answered"]
     assert "implies 5 requests per 1 s" in limit["answered"]
-    assert limit["will_do"] == "paces at 4.5 requests/s"
+    assert limit["will_do"] == f"paces at {5 * WINDOW_SAFETY:.1f} requests/s"
     zones = found["time zones"]["answered"]
     assert zones.startswith("of 12 people of the organisation sampled: ")
     assert " from cultureSettings.timeZone" in zones and " from timeZone" not in zones
@@ -119,7 +120,7 @@ def test_each_variant_is_named_for_what_it_does(monkeypatch, capsys):
     entries = found["HourEntries"]
     assert f"{len(logged)} entries holding {hours:.1f} h" in entries["answered"]
     assert "hour_entries_not_counted warns" in entries["will_do"]
-    assert "at 4.5 requests/s" in found["backfill estimate"]["will_do"]
+    assert f"at {5 * WINDOW_SAFETY:.1f} requests/s" in found["backfill estimate"]["will_do"]
 
 
 def test_a_blocking_finding_fails_with_a_line_saying_what_to_set(monkeypatch, capsys):

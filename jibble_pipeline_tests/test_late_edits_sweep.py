@@ -11,17 +11,13 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import dagster as dg
 import psycopg
 import pytest
-from psycopg import sql
 
 from jibble_pipeline.automation.late_edits import SweepCursor, late_edits_sweep, sweep_window
 from jibble_pipeline.partitions import daily_partitions
@@ -91,19 +87,6 @@ def latest(days_ago: int, weekend: bool) -> date:
 
 def week_of(day: date) -> date:
     return day - timedelta(days=day.weekday())
-
-
-@pytest.fixture
-def own_database(database_url: str) -> Iterator[str]:
-    """A database of its own: Dagster's storage (sensor cursors, runs) and the warehouse."""
-    name = f"sweep_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield urlsplit(database_url)._replace(path=f"/{name}").geturl()
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
 
 
 def fetch(url: str, query: str, *params: Any) -> list[tuple]:
