@@ -263,3 +263,69 @@ def test_a_long_backfill_killed_half_way_keeps_its_landed_dates_and_its_rerun_co
             warehouse_rows(database_url, warehouse_schema, tables=tables),
             warehouse_rows(database_url, clean.schema, tables=tables),
         )
+
+
+def test_a_backfill_killed_while_a_slow_api_serves_it_keeps_whole_dates_from_its_first_seconds(
+    tmp_path, database_url, warehouse_schema
+):
+    """Against a slow API (a fixed window of 10 requests a second), chunks commit at the
+    first date boundary after a second of fetching (``commit_every_seconds``), not only
+    every 50,000 entries: killed a few seconds in, the run has landed whole dates, each with
+    all of its entries and its own quarantine rows, and nothing of any other date."""
+    org = organisation(seed=71)
+    bad = {}
+    for day in (FIRST, FIRST + timedelta(days=1)):
+        entry = org.time_entries_for_dates(day, day)[3]
+        bad[entry["id"]] = day
+        org.edit_entry(entry["id"], drop=["personId"])
+    faults = FaultPlan(rate_limit_per_second=10, rate_limit_style="fixed-window")
+    with JibbleSimulator(org, page_cap=20, faults=faults) as simulator:
+        env = cli_environment(tmp_path / "dagster", simulator, database_url, warehouse_schema)
+        command = [
+            str(BIN / "dagster"), "asset", "materialize", "-m", "jibble_pipeline.definitions",
+            "--select", "raw_time_entries,quarantined_entries",
+            "--partition-range", f"{FIRST}...{LAST}",
+            "--config-json",
+            '{"ops": {"fetch_time_entries": {"config": {"commit_every_seconds": 1}}}}',
+        ]  # fmt: skip
+        checkpoints = sql.Identifier(warehouse_schema, "ingest_checkpoints")
+
+        def landed() -> list[date]:
+            with psycopg.connect(database_url) as conn:
+                exists = conn.execute(
+                    "SELECT to_regclass(%s)", (f'"{warehouse_schema}".ingest_checkpoints',)
+                ).fetchone()[0]
+                if not exists:
+                    return []
+                query = sql.SQL("SELECT work_date FROM {} ORDER BY 1").format(checkpoints)
+                return [row[0] for row in conn.execute(query)]
+
+        backfill = subprocess.Popen(
+            command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )  # fmt: skip
+        wait_for(lambda: len(landed()) >= 3 or backfill.poll() is not None, "3 dates landed")
+        assert backfill.poll() is None, "the backfill ended before it could be killed"
+        os.killpg(backfill.pid, signal.SIGKILL)
+        backfill.communicate(timeout=60)
+        kept = landed()
+        days = (LAST - FIRST).days + 1
+        assert 3 <= len(kept) < days
+
+    with psycopg.connect(database_url) as conn:
+        raw = sql.Identifier(warehouse_schema, "raw_time_entries")
+        stored = conn.execute(
+            sql.SQL("SELECT belongs_to_date, entry_id FROM {}").format(raw)
+        ).fetchall()
+        quarantine = sql.Identifier(warehouse_schema, "quarantined_entries")
+        quarantined = conn.execute(
+            sql.SQL("SELECT partition_date, entry_id FROM {}").format(quarantine)
+        ).fetchall()
+    # Whole dates, and only the dates that landed.
+    assert {day for day, _ in stored} == set(kept)
+    for day in kept:
+        expected = {e["id"] for e in org.time_entries_for_dates(day, day)} - set(bad)
+        assert {i for d, i in stored if d == day} == expected, day
+    # The quarantine of the landed dates landed with them.
+    assert sorted(quarantined) == sorted((day, i) for i, day in bad.items() if day in kept)
+    assert quarantined, "the first dates landed, with their malformed entries"

@@ -12,6 +12,7 @@ from jibble_pipeline.assets.metadata import selected_names
 from jibble_pipeline.assets.tables import table_out
 from jibble_pipeline.ingest.time_entries import (
     CHUNK_ENTRIES,
+    COMMIT_SECONDS,
     DateFigures,
     EntryLoad,
     collections_for_a_stream,
@@ -27,10 +28,12 @@ RAW, QUARANTINE = "raw_time_entries", "quarantined_entries"
 
 
 class FetchConfig(dg.Config):
-    """How often a long range commits (whole work dates, about this many entries at a time):
-    what a failed or killed run keeps, and what its re-run no longer fetches."""
+    """How often a long range commits (whole work dates, at the first date boundary after
+    this many entries or seconds of fetching): what a failed or killed run keeps, and what
+    its re-run no longer fetches."""
 
     commit_every_entries: int = CHUNK_ENTRIES
+    commit_every_seconds: float = COMMIT_SECONDS
 
 
 def window_dates(context: dg.AssetExecutionContext) -> tuple[date, date]:
@@ -80,6 +83,7 @@ def fetch_time_entries(
             run_id=context.run.run_id,
             log=context.log,
             chunk_entries=config.commit_every_entries,
+            commit_seconds=config.commit_every_seconds,
         )
         landed: list[pd.DataFrame] = []
         try:

@@ -2,16 +2,18 @@
 
 Three stages run at once: the client reads the dates' pages (several requests in flight), a
 thread validates and frames them in batches, and the caller's thread writes the frames.
-Every ``CHUNK_ENTRIES`` entries or so, at a date boundary, the chunk is committed with its
-quarantine rows and a progress row per date (one transaction): a run that fails or is
-killed keeps the dates it landed, and a re-run of the same range skips those of them that
-have not changed at the source since (one ``updatedAt`` query tells), so it continues
-where the first stopped and ends like a clean run.
+At the first date boundary after ``COMMIT_SECONDS`` of fetching, or ``CHUNK_ENTRIES``
+entries, whichever comes first, the chunk is committed with its quarantine rows and a
+progress row per date (one transaction): a run that fails or is killed keeps the dates it
+landed and loses at most about that much fetching, and a re-run of the same range skips
+those of them that have not changed at the source since (one ``updatedAt`` query tells), so
+it continues where the first stopped and ends like a clean run.
 """
 
 from __future__ import annotations
 
 import gc
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
@@ -33,8 +35,10 @@ from jibble_pipeline.warehouse.store import (
     Warehouse,
 )
 
-BATCH_ENTRIES = 5_000  # payloads validated and framed together
-CHUNK_ENTRIES = 50_000  # entries committed together (whole work dates)
+BATCH_ENTRIES = 5_000  # payloads validated and framed together, at most
+BATCH_SECONDS = 1.0  # and no longer than this apart, so a slow API's chunks commit on time
+CHUNK_ENTRIES = 50_000  # entries committed together (whole work dates), at most
+COMMIT_SECONDS = 10.0  # and a chunk commits this long after its fetching began, at most
 RESUME_WITHIN = timedelta(hours=24)  # landed dates older than this are fetched again
 CHANGE_OVERLAP = timedelta(minutes=10)  # clock skew between Jibble and this machine
 YOUNG_THRESHOLD = 50_000
@@ -83,11 +87,13 @@ class EntryLoad:
         log: Any,
         now: datetime | None = None,
         chunk_entries: int = CHUNK_ENTRIES,
+        commit_seconds: float = COMMIT_SECONDS,
     ):
         if last < first:
             raise ValueError(f"work dates {first}..{last}: the last is before the first")
         self.client, self.warehouse, self.log = client, warehouse, log
         self.chunk_entries = max(1, chunk_entries)
+        self.commit_seconds = max(0.0, commit_seconds)
         self.first, self.last = first, last
         self.fetched_at = now or datetime.now(UTC)
         self.progress = RangeProgress(first, last, run_id, self.fetched_at)
@@ -154,19 +160,23 @@ class EntryLoad:
     # ---------------------------------------------------------------------- stages
 
     def _batches(self, pages: Iterable[tuple[date, list[dict]]]) -> Iterator[EntryBatch]:
-        """Consecutive fetched dates joined into batches of about ``BATCH_ENTRIES``."""
+        """Consecutive fetched dates joined into batches of about ``BATCH_ENTRIES``, or of
+        what ``BATCH_SECONDS`` brought."""
         days: list[date] = []
         payloads: list[tuple[date, list[dict]]] = []
-        size = 0
+        size, started = 0, time.monotonic()
         try:
             for day, rows in pages:
                 if days and day != days[-1] + timedelta(days=1):  # a resumed date between
                     yield self._batch(days, payloads)
                     days, payloads, size = [], [], 0
+                if not days:
+                    started = time.monotonic()
                 days.append(day)
                 payloads.append((day, rows))
                 size += len(rows)
-                if size >= min(BATCH_ENTRIES, self.chunk_entries):
+                full = size >= min(BATCH_ENTRIES, self.chunk_entries)
+                if full or time.monotonic() - started >= BATCH_SECONDS:
                     yield self._batch(days, payloads)
                     days, payloads, size = [], [], 0
         except Exception:  # the fetch failed: the dates read whole so far are landed first
@@ -200,10 +210,12 @@ class EntryLoad:
         return EntryBatch(DateWindow(days[0], days[-1] + timedelta(days=1)), frame, quarantine)
 
     def _chunk(self, batches: _Peekable) -> Iterator[EntryBatch]:
-        """Batches of consecutive dates up to about ``chunk_entries`` entries."""
-        size, end = 0, None
+        """Batches of consecutive dates up to about ``chunk_entries`` entries, or up to
+        ``commit_seconds`` after the chunk's first batch came."""
+        size, end, started = 0, None, time.monotonic()
         while (batch := batches.peek()) is not None:
-            if end is not None and (batch.window.start != end or size >= self.chunk_entries):
+            due = size >= self.chunk_entries or time.monotonic() - started >= self.commit_seconds
+            if end is not None and (batch.window.start != end or due):
                 return
             next(batches)
             size += len(batch.entries)
