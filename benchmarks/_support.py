@@ -303,3 +303,10 @@ def with_session_settings(url: str, settings: list[str]) -> str:
     extra = " ".join(f"-c {setting}" for setting in settings)
     query["options"] = " ".join(filter(None, [query.get("options"), extra]))
     return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
+
+
+def drop_table(url: str, qualified: str) -> None:
+    """Drops ``schema.table`` if it exists."""
+    schema, _, name = qualified.partition(".")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(schema, name)))
