@@ -172,12 +172,14 @@ WEEKLY_HOURS = Table(
 )  # fmt: skip
 
 # ------------------------------------------------------------------------------ digests
-# Who receives which client group's weekly digest: a snapshot of Airtable or the clients
-# file, replaced whole on each sync so mappings the source dropped disappear.
+# Who receives which client group's weekly digest, and the hours the client buys a week (its
+# contract, repeated on each of its rows): a snapshot of Airtable or the clients file, replaced
+# whole on each sync so mappings the source dropped disappear.
 CLIENT_DIRECTORY = Table(
     "client_directory",
-    {"email": "text NOT NULL", "group_id": "text NOT NULL", "client_name": TEXT, "source": TEXT,
-     "synced_at": TS},
+    {"email": "text NOT NULL", "group_id": "text NOT NULL", "client_name": TEXT,
+     "contracted_hours": "double precision", "seats": "integer",
+     "hours_per_seat": "double precision", "source": TEXT, "synced_at": TS},
     write="replace",
     primary_key=("email", "group_id"),
     indexes=(("group_id",),),

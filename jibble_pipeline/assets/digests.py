@@ -67,17 +67,23 @@ def client_directory(
     load = clients.load()
     frame = directory_frame(load, clients.description, datetime.now(UTC))
     if load.skipped:
-        context.log.warning(f"{len(load.skipped)} directory row(s) skipped (see metadata)")
+        context.log.warning(
+            f"{len(load.skipped)} directory row(s) skipped, or their contract left out (see "
+            "metadata)"
+        )
     if not load.clients:
         context.log.warning(f"The client directory ({clients.description}) lists no client.")
     context.add_output_metadata(
         {
             "source": clients.description,
             "clients": len(load.clients),
+            "clients_with_a_contract": sum(c.contract is not None for c in load.clients),
             "mappings": len(frame),
             "skipped_rows": len(load.skipped),
             "skipped": table_metadata(pd.DataFrame([s.model_dump() for s in load.skipped])),
-            "directory": table_metadata(frame[["email", "client_name", "group_id"]]),
+            "directory": table_metadata(
+                frame[["email", "client_name", "group_id", "contracted_hours"]]
+            ),
         }
     )
     return frame

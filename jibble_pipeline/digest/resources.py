@@ -15,7 +15,12 @@ from typing import Literal
 
 import dagster as dg
 
-from jibble_pipeline.digest.directory import AirtableSource, DirectoryLoad, load_clients_file
+from jibble_pipeline.digest.directory import (
+    AirtableSource,
+    ContractFields,
+    DirectoryLoad,
+    load_clients_file,
+)
 from jibble_pipeline.digest.email import EmailSender, ResendSender, SendError, SmtpSender
 from jibble_pipeline.digest.settings import (
     DEFAULT_AIRTABLE_URL,
@@ -41,6 +46,10 @@ class ClientDirectoryResource(dg.ConfigurableResource):
     airtable_table: str = "Clients"
     airtable_url: str = DEFAULT_AIRTABLE_URL
     airtable_name_field: str | None = None
+    # Optional fields of a client's contract: hours a week, or seats and hours per seat.
+    airtable_contract_hours_field: str | None = None
+    airtable_seats_field: str | None = None
+    airtable_hours_per_seat_field: str | None = None
     timeout_seconds: float = 30.0
     max_attempts: int = 5
 
@@ -58,6 +67,11 @@ class ClientDirectoryResource(dg.ConfigurableResource):
                 self.airtable_table,
                 api_url=self.airtable_url,
                 name_field=self.airtable_name_field,
+                contract_fields=ContractFields(
+                    hours=self.airtable_contract_hours_field,
+                    seats=self.airtable_seats_field,
+                    hours_per_seat=self.airtable_hours_per_seat_field,
+                ),
                 timeout_seconds=self.timeout_seconds,
                 retry=RetryPolicy(max_attempts=self.max_attempts, initial_wait_seconds=1.0),
             ).load()
@@ -157,6 +171,9 @@ def build_digest_resources(settings: DigestSettings) -> dict[str, object]:
             airtable_table=settings.airtable_table,
             airtable_url=settings.airtable_url,
             airtable_name_field=settings.airtable_name_field,
+            airtable_contract_hours_field=settings.airtable_contract_fields.hours,
+            airtable_seats_field=settings.airtable_contract_fields.seats,
+            airtable_hours_per_seat_field=settings.airtable_contract_fields.hours_per_seat,
         ),
         "email": EmailResource(
             backend=settings.email_backend,

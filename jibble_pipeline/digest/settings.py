@@ -17,6 +17,7 @@ from datetime import time
 from pathlib import Path
 from typing import Literal
 
+from jibble_pipeline.digest.directory import ContractFields
 from jibble_pipeline.settings import (
     ConfigurationError,
     choice_setting,
@@ -45,6 +46,7 @@ class DigestSettings:
     airtable_table: str
     airtable_url: str
     airtable_name_field: str | None
+    airtable_contract_fields: ContractFields
     clients_file: Path | None
     email_backend: EmailBackend
     smtp_host: str | None
@@ -108,6 +110,11 @@ def load_digest_settings(environ: Mapping[str, str] | None = None) -> DigestSett
         airtable_table=env.get("AIRTABLE_TABLE") or "Clients",
         airtable_url=(env.get("AIRTABLE_API_URL") or DEFAULT_AIRTABLE_URL).rstrip("/"),
         airtable_name_field=env.get("AIRTABLE_NAME_FIELD") or None,
+        airtable_contract_fields=ContractFields(
+            hours=env.get("AIRTABLE_CONTRACT_HOURS_FIELD") or None,
+            seats=env.get("AIRTABLE_SEATS_FIELD") or None,
+            hours_per_seat=env.get("AIRTABLE_HOURS_PER_SEAT_FIELD") or None,
+        ),
         clients_file=clients_path,
         email_backend=backend,  # type: ignore[arg-type]
         smtp_host=smtp_host,
