@@ -79,6 +79,10 @@ def render_text(digest: ClientDigest) -> str:
         f"Total hours worked: {format_hours(digest.total_seconds)}"
         f" ({len(digest.agents)} agent{'' if len(digest.agents) == 1 else 's'};"
         f" {one_line(', '.join(digest.group_names))})",
+    ]
+    if digest.delivery:
+        lines.append(f"Delivered against contract: {digest.delivery.text}")
+    lines += [
         "",
         "HOURS PER AGENT",
     ]

@@ -46,6 +46,12 @@ INDEX_SUMMARY = (
 )
 
 
+def of_contract(digest: ClientDigest) -> str | None:
+    """``93.8 % of 120:00`` for the UI's tables; None without a contract."""
+    done = digest.delivery
+    return f"{done.percent:.1f} % of {format_hours(done.contracted_seconds)}" if done else None
+
+
 def digest_row(digest: ClientDigest, rendered_at: datetime) -> dict:
     """The digest as a row of ``client_digests``: both renderings and a hash of its content."""
     html, text = render_html(digest), render_text(digest)
@@ -120,6 +126,7 @@ class DigestWeek:
                 "email": digest.client_email,
                 "agents": len(digest.agents),
                 "hours": format_hours(digest.total_seconds),
+                "of_contract": of_contract(digest),
                 "notes": len(digest.notes),
             }
             for digest in self.digests
@@ -162,7 +169,8 @@ class SiteWeek:
     def per_client(self) -> list[dict]:
         return [
             {"client": d.client_name, "email": d.client_email, "agents": len(d.agents),
-             "hours": format_hours(d.total_seconds), "notes": len(d.notes)}
+             "hours": format_hours(d.total_seconds), "of_contract": of_contract(d),
+             "notes": len(d.notes)}
             for d in self.digests
         ]  # fmt: skip
 
