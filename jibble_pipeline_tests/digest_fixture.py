@@ -229,6 +229,7 @@ class DigestPipeline:
     ):
         from jibble_pipeline.alerts.resources import AlertResource
         from jibble_pipeline.assets.alerts import operations_alert
+        from jibble_pipeline.assets.corrections import sent_corrections
         from jibble_pipeline.assets.digests import DIGEST_ASSETS
         from jibble_pipeline.assets.sessions import derive_daily_hours
         from jibble_pipeline.assets.snapshots import (
@@ -240,6 +241,7 @@ class DigestPipeline:
         from jibble_pipeline.assets.weekly import weekly_hours
         from jibble_pipeline.digest.resources import (
             ClientDirectoryResource,
+            CorrectionsResource,
             EmailResource,
             ReportsResource,
         )
@@ -256,7 +258,7 @@ class DigestPipeline:
         self.people, self.entries = people, entries
         self.assets = [
             agents, client_groups, activities, fetch_time_entries,
-            derive_daily_hours, weekly_hours, *DIGEST_ASSETS, operations_alert,
+            derive_daily_hours, weekly_hours, *DIGEST_ASSETS, sent_corrections, operations_alert,
         ]  # fmt: skip
         self.derive_daily_hours = derive_daily_hours
         self.weekly_hours = weekly_hours
@@ -267,6 +269,7 @@ class DigestPipeline:
             "clients": ClientDirectoryResource(source="file", clients_file=str(clients_file)),
             "email": EmailResource(),  # no backend: dry run
             "reports": ReportsResource(folder=str(self.reports)),
+            "corrections": CorrectionsResource(),
             "alerts": AlertResource(),  # no recipients
         }
         self.instance = dg.DagsterInstance.ephemeral()

@@ -6,27 +6,25 @@ re-derived day does not alert anybody again. Its partition is the work date repo
 """
 
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
-from jibble_pipeline.alerts.message import Problem, build_alert
-from jibble_pipeline.alerts.pace import behind_pace, is_pace_day
-from jibble_pipeline.alerts.problems import is_working_day, load_delivered, load_problems
+from jibble_pipeline.alerts.clients import pace_problems, past_cutoff_problems
+from jibble_pipeline.alerts.message import build_alert
+from jibble_pipeline.alerts.pace import is_pace_day
+from jibble_pipeline.alerts.problems import is_working_day, load_problems
 from jibble_pipeline.alerts.resources import AlertResource
 from jibble_pipeline.alerts.sending import send_alert, unsent
 from jibble_pipeline.assets.metadata import table_metadata
-from jibble_pipeline.digest.content import client_name
-from jibble_pipeline.digest.directory import clients_from_frame
 from jibble_pipeline.digest.resources import EmailResource
 from jibble_pipeline.partitions import daily_partitions
 from jibble_pipeline.schema import SENT_ALERTS
-from jibble_pipeline.warehouse.names import Names, load_names
+from jibble_pipeline.warehouse.names import load_names
 from jibble_pipeline.warehouse.resource import WarehouseResource
 from jibble_pipeline.warehouse.sent_log import SentLog
-from jibble_pipeline.warehouse.store import Warehouse
 
 GROUP = "operations"
 NO_RECIPIENTS = "no recipients are configured (JIBBLE_ALERT_EMAILS, JIBBLE_ALERT_WEBHOOK_URL)"
@@ -38,24 +36,6 @@ class AlertConfig(dg.Config):
 
     force: bool = False
     dry_run: bool = False
-
-
-def pace_problems(
-    store: Warehouse, day: date, alerts: AlertResource, names: Names
-) -> list[Problem]:
-    """The clients whose week to ``day`` is behind their contract's pace."""
-    clients = [c for c in clients_from_frame(store.read("client_directory")) if c.contract]
-    monday = day - timedelta(days=day.weekday())
-    behind = behind_pace(
-        day,
-        load_delivered(store, monday, day),
-        {c.email: c.contract.seconds for c in clients if c.contract},
-        {c.email: client_name(c, names) for c in clients},
-        alerts.working_days,
-        alerts.holiday_dates,
-        alerts.pace_margin_percent,
-    )
-    return [Problem("pace_short", pace.client, pace.text) for pace in behind]
 
 
 @dg.asset(
@@ -75,15 +55,20 @@ def operations_alert(
 ) -> dg.MaterializeResult:
     """A work date's sessions still open or with no clock-out, automatic clock-outs, orphan
     clock-outs, entries in quarantine and (on a working day) agents of a group who tracked
-    nothing, per client group, as one message; mid-week, the clients behind their contract's
-    pace. Sent once per recipient (``sent_alerts``); an empty day sends nothing unless
+    nothing, per client group, as one message; first, the clients whose reported weeks
+    changed past the correction cut-off and, mid-week, those behind their contract's pace.
+    Sent once per recipient (``sent_alerts``); an empty day sends nothing unless
     ``JIBBLE_ALERT_SEND_EMPTY`` is set."""
     day = date.fromisoformat(context.partition_key)
     store = warehouse.open()
     names = load_names(warehouse)
     working_day = is_working_day(day, alerts.working_days, alerts.holiday_dates)
     pace_checked = is_pace_day(day, alerts.pace_day)
-    of_clients = pace_problems(store, day, alerts, names) if pace_checked else []
+    of_clients = past_cutoff_problems(store, day)
+    if pace_checked:
+        margin = alerts.pace_margin_percent
+        holidays = alerts.holiday_dates
+        of_clients += pace_problems(store, day, names, alerts.working_days, holidays, margin)
     alert = build_alert(day, load_problems(store, day, working_day), names, of_clients)
     metadata: dict[str, Any] = {
         "problems": alert.count,

@@ -15,7 +15,9 @@ from dagster._core.definitions.declarative_automation.operators import AndAutoma
 
 from jibble_pipeline.assets.metadata import hours_bar_chart, table_metadata
 from jibble_pipeline.assets.tables import column_schema
+from jibble_pipeline.digest.content import ClientDigest
 from jibble_pipeline.digest.directory import clients_from_frame, directory_frame
+from jibble_pipeline.digest.ledger import Ledger, Version
 from jibble_pipeline.digest.resources import ClientDirectoryResource, EmailResource, ReportsResource
 from jibble_pipeline.digest.sending import (
     ExportAttachments,
@@ -156,6 +158,11 @@ class SendConfig(dg.Config):
     dry_run: bool = False
 
 
+def reported_version(row: Mapping) -> Version:
+    """The ledger's version of a digest (a row of ``client_digests``) when it is sent."""
+    return Version("digest", ClientDigest.model_validate(row["content"]), row["subject"])
+
+
 def _count_of_week(digests: Sequence[Mapping], week: date) -> int:
     return sum(row["week_start"] == week for row in digests)
 
@@ -222,7 +229,9 @@ def sent_digests(
 ) -> dg.MaterializeResult:
     """Emails each client its week's digest once: the ``sent_digests`` log skips clients
     already sent (unless forced), records failures per client, and the next run retries
-    them. A dry run (configured, or no email backend) sends nothing and changes no row.
+    them; each digest sent records its figures in the as-reported ledger. A dry run sends
+    nothing and changes no row of the log; when the deployment sends nothing (no email
+    backend, ``JIBBLE_DIGEST_DRY_RUN``) the ledger records the week as rehearsed.
     Each digest carries its week's exports (unless ``JIBBLE_DIGEST_ATTACHMENTS=false``); a
     file missing from the reports folder is left out with a warning, the digest still goes."""
     digests, missing = of_clients(client_digests, config.clients)
@@ -234,12 +243,16 @@ def sent_digests(
             f"No digests rendered for {', '.join(w.isoformat() for w in weeks)}: materialise "
             "client_digests first (the send_weekly_digests job does both)."
         )
-    log = SentLog(warehouse.open())
+    store = warehouse.open()
+    log, ledger = SentLog(store), Ledger(store)
     records = digests.to_dict(orient="records")
     reason = "run config dry_run" if config.dry_run else email.dry_run_reason
     if reason:
         would = unsent(records, log, weeks, force=config.force)
         context.log.info(f"Dry run ({reason}): would send {len(would)} digest(s), sent none.")
+        if not config.dry_run:  # a deployment that sends nothing rehearses: see ledger.py
+            rehearsed = [reported_version(row) for row in would]
+            ledger.record(rehearsed, datetime.now(UTC), True, context.run.run_id, not config.force)
         for week in weeks:
             metadata = dry_run_metadata(week, reason, records, would)
             context.add_asset_metadata(metadata, partition_key=week.isoformat())
@@ -254,6 +267,10 @@ def sent_digests(
         force=config.force,
         info=context.log.info,
         attach=attachments or no_attachments,
+        on_sent=ledger.on_sent(
+            {(row["week_start"], row["client_email"]): reported_version(row) for row in records},
+            context.run.run_id,
+        ),
     )
     if attachments and attachments.missing:
         context.log.warning(

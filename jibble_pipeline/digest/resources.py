@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
 import dagster as dg
 
+from jibble_pipeline.digest.corrections import Policy
 from jibble_pipeline.digest.directory import (
     AirtableSource,
     ContractFields,
@@ -151,6 +153,19 @@ class EmailResource(dg.ConfigurableResource):
             sender.close()
 
 
+class CorrectionsResource(dg.ConfigurableResource):
+    """When a reported week counts as changed, and when its correction goes
+    (``digest/corrections.py``, ``Policy``)."""
+
+    tolerance_seconds: float = 60.0
+    quiet_hours: float = 2.0
+    cutoff_weeks: int = 8
+
+    @property
+    def policy(self) -> Policy:
+        return Policy(self.tolerance_seconds, timedelta(hours=self.quiet_hours), self.cutoff_weeks)
+
+
 class ReportsResource(dg.ConfigurableResource):
     """The folder of the static report site and the digest files."""
 
@@ -190,4 +205,9 @@ def build_digest_resources(settings: DigestSettings) -> dict[str, object]:
             resend_api_url=settings.resend_url,
         ),
         "reports": ReportsResource(folder=str(settings.reports_dir)),
+        "corrections": CorrectionsResource(
+            tolerance_seconds=settings.correction_tolerance_seconds,
+            quiet_hours=settings.correction_quiet_hours,
+            cutoff_weeks=settings.correction_cutoff_weeks,
+        ),
     }

@@ -24,6 +24,7 @@ from jibble_pipeline.settings import (
     clock_setting,
     flag_setting,
     load_settings,
+    number_setting,
     zone_setting,
 )
 
@@ -63,6 +64,9 @@ class DigestSettings:
     dry_run: bool
     reports_dir: Path
     attachments: bool  # the week's exports (workbook, CSVs) attached to each digest
+    correction_tolerance_seconds: float  # an agent-activity moving by more is a change
+    correction_quiet_hours: float  # how long a changed week must stay as it is
+    correction_cutoff_weeks: int  # weeks ended longer ago are not corrected by email
 
 
 def load_digest_settings(environ: Mapping[str, str] | None = None) -> DigestSettings:
@@ -131,4 +135,13 @@ def load_digest_settings(environ: Mapping[str, str] | None = None) -> DigestSett
         dry_run=backend == "none" or bool(dry_run),
         reports_dir=Path(reports_dir).expanduser() if reports_dir else base.home / "reports",
         attachments=flag_setting(env, "JIBBLE_DIGEST_ATTACHMENTS") is not False,
+        correction_tolerance_seconds=number_setting(
+            env, "JIBBLE_CORRECTION_TOLERANCE_SECONDS", 60.0, float, minimum=0
+        ),
+        correction_quiet_hours=number_setting(
+            env, "JIBBLE_CORRECTION_QUIET_HOURS", 2.0, float, minimum=0
+        ),
+        correction_cutoff_weeks=number_setting(
+            env, "JIBBLE_CORRECTION_CUTOFF_WEEKS", 8, int, minimum=0
+        ),
     )

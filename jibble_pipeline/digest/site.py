@@ -10,6 +10,7 @@ it opens from disk or behind any static file server.
     digests/<monday>/<client>.html|.txt      the digest exactly as emailed
     digests/<monday>/<client>-hours.xlsx     its exports: a workbook, and the same two tables
     digests/<monday>/<client>-hours.csv|-sessions.csv  as CSV (``digest/exports.py``)
+    corrections/<monday>/<client>-correction-<n>.html|.txt  each correction as emailed
 
 Rendering is pure (``render_week``, ``render_index``, ``digest_files`` return
 ``{relative path: text}``); ``publish`` writes a folder of them (text, or bytes for the
@@ -106,6 +107,11 @@ def digest_dir(week: date) -> str:
 
 def digest_file(week: date, email: str, suffix: str = ".html") -> str:
     return f"{digest_dir(week)}/{slug(email)}{suffix}"
+
+
+def correction_file(week: date, email: str, number: int, suffix: str = ".html") -> str:
+    """A correction of a client's week as emailed (number 1: the first after the digest)."""
+    return f"corrections/{week.isoformat()}/{slug(email)}-correction-{number}{suffix}"
 
 
 # The exports of a client's week, beside its digest (rendered by ``digest/exports.py``).
