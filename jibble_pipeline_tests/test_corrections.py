@@ -7,6 +7,8 @@ instead of the client past the cut-off."""
 
 from __future__ import annotations
 
+import html
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -19,7 +21,7 @@ from psycopg import sql
 from jibble_pipeline.alerts.resources import AlertResource
 from jibble_pipeline.automation.corrections import corrections_sensor
 from jibble_pipeline.digest.resources import CorrectionsResource, EmailResource
-from jibble_pipeline.digest.site import correction_file
+from jibble_pipeline.digest.site import client_page, correction_file
 from jibble_pipeline.jibble.frames import entries_frame
 from jibble_pipeline.jibble.models import TimeEntry, parse_payloads
 from jibble_pipeline.warehouse.store import DateWindow
@@ -207,6 +209,38 @@ def test_a_late_edit_sends_one_correction_and_a_rerun_sends_nothing(week):
     # The correction as emailed is on the site's side of the reports folder.
     page = week.pipeline.reports / correction_file(WEEK, BETA, 1)
     assert "Carla Diaz" in page.read_text() and page.with_suffix(".txt").is_file()
+
+
+def test_the_site_marks_a_corrected_week_and_shows_what_was_sent(week):
+    with SmtpServer() as server:
+        week.send_digests(server)
+        week.edit(carla_out("17:15"))
+        week.correct(smtp(server))
+    assert week.pipeline.run(["report_site"]).success
+    reports = week.pipeline.reports
+    page = html.unescape((reports / client_page(WEEK, BETA)).read_text())
+    assert '<h1>Beta Logistics <span class="flag">corrected</span></h1>' in page
+    told = page.split("What the client was told", 1)[1]
+    history = re.findall(r"<tr><td>(\d)</td><td>([^<]+)</td><td>([^<]+)</td>", told)
+    assert [(n, what) for n, what, _ in history] == [("1", "Digest"), ("2", "Correction 1")]
+    assert all(when.endswith(" UTC") for _, _, when in history)
+    # The latest version next to now is open; the digest's is one click away, and differs.
+    first, second = told.split("<details")[1:3]
+    assert first.startswith(' class="reported" open>') and "Correction 1" in first
+    assert ": the same</summary>" in first
+    assert "(Digest) and now</summary>" in second and " open>" not in second[:30]
+    changed = re.findall(
+        r'<tr class="changed"><td>([^<]+)</td><td>([^<]+)</td>\s*'
+        r'<td class="num">([^<]+)</td><td class="num">([^<]+)</td>',
+        second,
+    )
+    assert changed == [("Carla Diaz", "Inbound Calls", "8:30", "9:15")]
+    assert "correction-1.html" in told  # the correction as emailed is linked
+    index = (reports / "index.html").read_text()
+    beta_row = index.split("Beta Logistics", 1)[1].split("</tr>", 1)[0]
+    assert 'class="flag">corrected<' in beta_row
+    week_page = (reports / "weeks" / WEEK.isoformat() / "index.html").read_text()
+    assert week_page.count('class="flag">corrected<') == 2  # Beta and the client of both
 
 
 def test_the_sensor_asks_once_a_changed_week_is_quiet_and_not_after_it_is_corrected(week):

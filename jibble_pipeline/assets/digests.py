@@ -320,14 +320,17 @@ def report_site(
     warehouse: WarehouseResource,
     reports: ReportsResource,
 ) -> dg.MaterializeResult:
-    """The internal report site: index of clients -> a client's week -> an agent's week with
-    the daily timeline of clock-in/out and sessions. Static files under the reports folder;
-    serve them with ``python -m jibble_pipeline.digest.serve``."""
+    """The internal report site: index of clients -> a client's week (a chart of its last 12
+    weeks against its contract, the digest, what it was told version by version and each
+    version next to the week now) -> an agent's week (hours per day as a chart, the daily
+    timeline of clock-in/out and sessions). Static files under the reports folder, charts
+    inline SVG; serve them with ``jibble-pipeline serve-reports``."""
     names = load_names(warehouse)
+    store = warehouse.open()
     generated = datetime.now(UTC)
     for week in run_weeks(context):
         site = publish_site_week(
-            reports.path, week, client_digests, sessions, daily_attendance, names, generated
+            reports.path, week, client_digests, sessions, daily_attendance, names, generated, store
         )
         per_day = hours_bar_chart(site.work_seconds_per_day(), "Work hours per work date")
         context.add_asset_metadata(
@@ -339,7 +342,7 @@ def report_site(
             },
             partition_key=week.isoformat(),
         )
-    index = publish_index(reports.path, warehouse.open(), generated)
+    index = publish_index(reports.path, store, generated)
     return dg.MaterializeResult(metadata={"index": dg.MetadataValue.path(str(index))})
 
 

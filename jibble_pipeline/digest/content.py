@@ -70,11 +70,13 @@ class Delivery(_Model):
         '112:30 of 120:00 contracted (3 seats × 40:00): 93.8 %, short 7:30'
         >>> Delivery(delivered_seconds=7200, contracted_seconds=3600, contract_label="x").text
         '2:00 of 1:00 contracted (x): 200.0 %, over by 1:00'
+        >>> Delivery(delivered_seconds=35980, contracted_seconds=36000, contract_label="x").text
+        '10:00 of 10:00 contracted (x): 99.9 %, met'
         """
         short = self.shortfall_seconds
-        gap = f"short {format_hours(short)}" if short > 0 else "met"
-        if short < 0:
-            gap = f"over by {format_hours(-short)}"
+        gap = "met"  # within half a minute: the figures print the same
+        if format_hours(abs(short)) != "0:00":
+            gap = f"short {format_hours(short)}" if short > 0 else f"over by {format_hours(-short)}"
         return (
             f"{format_hours(self.delivered_seconds)} of {format_hours(self.contracted_seconds)}"
             f" contracted ({self.contract_label}): {self.percent:.1f} %, {gap}"

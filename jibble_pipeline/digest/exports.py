@@ -80,6 +80,8 @@ class ClientExport:
             done, short = self.delivery, self.delivery.shortfall_seconds
             rows.append((f"Contracted ({done.contract_label})", done.contracted_seconds))
             label = "Shortfall" if short > 0 else ("Over contract" if short < 0 else "Contract met")
+            if format_hours(abs(short)) == "0:00":
+                label = "Contract met"  # within half a minute, as the digest says
             rows.append((f"{label} ({done.percent:.1f} % delivered)", abs(short)))
         return [
             {

@@ -29,9 +29,12 @@ from datetime import date, datetime, timedelta
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
+from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict
 
+from jibble_pipeline.digest.charts import Bar, bar_chart
 from jibble_pipeline.digest.content import ClientDigest, local_start, utc_offset, week_label
+from jibble_pipeline.digest.history import ReportedVersion, compare, is_corrected
 from jibble_pipeline.digest.render import environment, render_text
 from jibble_pipeline.rules.formatting import format_hours
 from jibble_pipeline.warehouse.names import Names
@@ -286,6 +289,44 @@ def _page(template: str, path: str, title: str, crumbs: list[tuple[str, str]], *
     )
 
 
+TREND_WEEKS = 12
+
+
+def trend_chart(digest: ClientDigest, totals: Mapping[date, int]) -> Markup:
+    """The client's hours per week over the ``TREND_WEEKS`` weeks to the digest's (those the
+    warehouse has), against its contract's line when it has one."""
+    weeks = [digest.week_start - timedelta(weeks=n) for n in range(TREND_WEEKS - 1, -1, -1)]
+    first = min(totals, default=digest.week_start)
+    bars = [
+        Bar(f"{w.day} {w:%b}", totals.get(w, 0), f"Week of {week_label(w)}: "
+            f"{format_hours(totals.get(w, 0))}")
+        for w in weeks
+        if w >= first
+    ]  # fmt: skip
+    contract = digest.delivery.contracted_seconds if digest.delivery else None
+    caption = f"Hours per week of {digest.client_name}, the last {len(bars)} weeks" + (
+        f", against the contract's {format_hours(contract)}" if contract else ""
+    )
+    return Markup(bar_chart(bars, caption, contract, "contract"))
+
+
+def day_chart(agent: AgentWeek) -> Markup:
+    """An agent's work hours per day of the week."""
+    bars = [
+        Bar(f"{d.day:%a} {d.day.day}", d.work_seconds, f"{d.day:%a} {d.day.day} {d.day:%b}: "
+            f"{format_hours(d.work_seconds)}")
+        for d in agent.days
+    ]  # fmt: skip
+    return Markup(bar_chart(bars, f"Work hours per day of {agent.agent}"))
+
+
+def version_file(week: date, email: str, version: ReportedVersion) -> str:
+    """The email of a version as sent: the digest's, or the correction's."""
+    if version.kind == "digest":
+        return digest_file(week, email)
+    return correction_file(week, email, version.version - 1)
+
+
 def digest_files(digests: Sequence[ClientDigest], html: Mapping[str, str]) -> dict[str, str]:
     """``digests/<week>/<client>.html`` (as emailed: ``html`` by client email) and ``.txt``."""
     files = {}
@@ -300,8 +341,14 @@ def render_week(
     digests: Sequence[ClientDigest],
     agents: Sequence[AgentWeek],
     generated_at: datetime,
+    history: Mapping[tuple[date, str], list[ReportedVersion]] | None = None,
+    trends: Mapping[str, Mapping[date, int]] | None = None,
 ) -> dict[str, str]:
-    """The week's pages, by path relative to the site root."""
+    """The week's pages, by path relative to the site root. ``history``: the versions each
+    client was told of the week (the as-reported ledger); ``trends``: each client's hours per
+    week (for the client page's chart)."""
+    history = history or {}
+    trends = trends or {}
     stamp = f"{generated_at:%Y-%m-%d %H:%M}"
     label = week_label(week_start)
     week_index = f"{week_dir(week_start)}/index.html"
@@ -328,6 +375,11 @@ def render_week(
             )
             for d in sorted(digests, key=lambda d: d.client_name.lower())
         ],
+        corrected={
+            d.client_email
+            for d in digests
+            if is_corrected(history.get((week_start, d.client_email), []))
+        },
         agents=[(a, relative(week_index, agent_paths[a.person_id])) for a in agents],
         generated_at=stamp,
     )
@@ -338,6 +390,7 @@ def render_week(
             target = agent_paths.get(person_id)
             return relative(_from, target) if target else "#"
 
+        versions = history.get((week_start, digest.client_email), [])
         files[path] = week_page(
             "site_client.html",
             path,
@@ -346,6 +399,13 @@ def render_week(
             agent_href=agent_href,
             digest_href=relative(path, digest_file(week_start, digest.client_email)),
             exports=export_links(path, week_start, digest.client_email),
+            chart=trend_chart(digest, trends.get(digest.client_email, {})),
+            versions=[
+                (v, relative(path, version_file(week_start, digest.client_email, v)))
+                for v in versions
+            ],
+            comparisons=[compare(v, digest) for v in reversed(versions)],
+            corrected=is_corrected(versions),
         )
     for agent in agents:
         path = agent_paths[agent.person_id]
@@ -358,6 +418,7 @@ def render_week(
             week_label=label,
             position=_position(scale),
             scale_label=_scale_label(scale),
+            chart=day_chart(agent),
         )
     return files
 
@@ -369,11 +430,17 @@ def _scale_label(scale: tuple[int, int]) -> str:
     return f"{hour(scale[0])} to {hour(scale[1])}"
 
 
-def render_index(summary: pd.DataFrame, site_weeks: Sequence[date], generated_at: datetime) -> str:
+def render_index(
+    summary: pd.DataFrame,
+    site_weeks: Sequence[date],
+    generated_at: datetime,
+    corrected: set[tuple[date, str]] | None = None,
+) -> str:
     """``summary``: one row per (week_start, client_email) with ``client_name`` and
     ``total_work_seconds``; a week links to its client page when the site has that week,
-    else to the digest file."""
+    else to the digest file; ``corrected`` (week, client) are marked."""
     have = set(site_weeks)
+    corrected = corrected or set()
     clients = []
     for email, rows in summary.groupby("client_email", sort=False):
         rows = rows.sort_values("week_start", ascending=False)
@@ -386,6 +453,7 @@ def render_index(summary: pd.DataFrame, site_weeks: Sequence[date], generated_at
                     "href": relative("index.html", target),
                     "label": f"{week.day} {week:%b %Y}",
                     "hours": format_hours(row["total_work_seconds"]),
+                    "corrected": (week, email) in corrected,
                 }
             )
         clients.append({"email": email, "name": rows["client_name"].iloc[0], "weeks": weeks})

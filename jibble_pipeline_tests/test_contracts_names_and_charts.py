@@ -1,17 +1,25 @@
-"""Hours against the contract and names a client can tell apart, from real Dagster runs over
-the digest fixture's week with contracts in the clients file and a second "Maria Santos":
-the digest, the report site, the exports and the alert, read back."""
+"""Hours against the contract, names a client can tell apart and the site's charts, from real
+Dagster runs over the digest fixture's week with contracts in the clients file and a second
+"Maria Santos": the digest, the report site (its SVG read back, and drawn by a real
+headless Chromium), the exports and the alert."""
 
 from __future__ import annotations
 
 import html
 import io
-from datetime import date
+import shutil
+import struct
+import subprocess
+import zlib
+from datetime import date, timedelta
+from pathlib import Path
+from xml.etree import ElementTree
 
 import pandas as pd
 import pytest
 
 from jibble_pipeline.alerts.resources import AlertResource
+from jibble_pipeline.digest.charts import Bar, bar_chart
 from jibble_pipeline.digest.content import ClientDigest
 from jibble_pipeline.digest.site import agent_page, client_page, week_dir
 from jibble_pipeline.digest.site import export_file as export_path
@@ -47,6 +55,7 @@ NAMESAKE = {
 }  # fmt: skip
 MARIA, NAMESAKE_LABEL = "Maria Santos (maria)", "Maria Santos (AG005)"
 H, M = 3600, 60
+SVG = "{http://www.w3.org/2000/svg}"
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +65,18 @@ def pipeline(database_url, tmp_path_factory):
         punch("e50", "p5", "In", "2025-01-06T10:00:00Z", 0, "2025-01-06", "a1"),
         punch("e51", "p5", "Out", "2025-01-06T12:00:00Z", 0, "2025-01-06"),
     ]
-    yield from running_pipeline(
+    for prepared in running_pipeline(
         database_url,
         folder,
-        ["client_directory", "client_digests", "report_site"],
+        ["client_directory", "client_digests"],
         clients_yaml=CLIENTS_YAML,
         people=PEOPLE + [NAMESAKE],
         entries=entries,
-    )
+    ):
+        # The week before holds Carla's Sunday 5 Jan (1:00): Beta's chart has two weeks.
+        assert prepared.run([prepared.weekly_hours], partition_key=str(WEEK - timedelta(7))).success
+        prepared.result = prepared.run(["client_digests", "report_site"])
+        yield prepared
 
 
 def digest(pipeline: DigestPipeline, email: str) -> ClientDigest:
@@ -230,3 +243,178 @@ def test_the_mid_week_alert_names_the_client_behind_its_contract_pace(pipeline):
     # A Thursday check (the pace day a setting) sees three days: Both is still behind.
     thursday, _ = alert_text(pipeline, date(2025, 1, 8), pace_day=4)
     assert "Behind its contract's pace: Both, 30:30 delivered Mon 6 – Wed 8 Jan" in thursday
+
+
+# ------------------------------------------------------------------------------ charts
+
+
+def svgs_of(page: str) -> list[ElementTree.Element]:
+    """The inline SVG charts of a page, parsed as XML."""
+    return [
+        ElementTree.fromstring(part.split("</svg>")[0].join(["<svg", "</svg>"]))
+        for part in page.split("<svg")[1:]
+    ]
+
+
+def read_bars(svg: ElementTree.Element) -> tuple[float, list[tuple[int, float, float, str]]]:
+    """The axis and each bar: (seconds, height, bottom, label), as the SVG says."""
+    axis = float(svg.get("data-axis-y", "nan"))
+    bars = [
+        (
+            int(rect.get("data-seconds", "-1")),
+            float(rect.get("height", "nan")),
+            float(rect.get("y", "nan")) + float(rect.get("height", "nan")),
+            rect.get("data-label", ""),
+        )
+        for rect in svg.iter(f"{SVG}rect")
+        if rect.get("class") == "bar"
+    ]
+    return axis, bars
+
+
+def assert_proportional(svg: ElementTree.Element) -> float:
+    """Every bar stands on the axis with a height proportional to its seconds, on the scale
+    of the plot (its height stands for ``data-full-seconds``); returns pixels per second."""
+    axis, bars = read_bars(svg)
+    full = int(svg.get("data-full-seconds", "0"))
+    scale = (axis - float(svg.get("data-top-y", "nan"))) / full
+    for seconds, height, bottom, label in bars:
+        assert bottom == pytest.approx(axis, abs=0.01), label
+        assert height == pytest.approx(seconds * scale, abs=0.01), label
+    return scale
+
+
+def test_the_client_chart_reads_back_as_its_weeks_against_the_contract_line(pipeline):
+    (svg,) = svgs_of((pipeline.reports / client_page(WEEK, BETA)).read_text())
+    axis, bars = read_bars(svg)
+    # Beta's weeks with hours: Carla's Sunday of the week before (1:00) and her week (9:14:40).
+    assert [(s, label) for s, _, _, label in bars] == [(3600, "30 Dec"), (33280, "6 Jan")]
+    scale = assert_proportional(svg)
+    (line,) = [e for e in svg.iter(f"{SVG}line") if e.get("class") == "contract"]
+    assert int(line.get("data-seconds", "0")) == 10 * H  # 2 seats × 5:00
+    assert float(line.get("y1", "nan")) == pytest.approx(axis - 10 * H * scale, abs=0.01)
+    assert line.get("y1") == line.get("y2")
+    # The plot's full height stands for a round number of hours above the contract.
+    top = float(svg.get("data-top-y", "nan"))
+    assert (axis - top) / scale == int(svg.get("data-full-seconds", "0")) == 12 * H
+    # A client with no contract has no line.
+    (gamma,) = svgs_of((pipeline.reports / client_page(WEEK, GAMMA)).read_text())
+    assert not [e for e in gamma.iter(f"{SVG}line") if e.get("class") == "contract"]
+
+
+def test_the_agent_chart_reads_back_as_hours_per_day(pipeline):
+    (svg,) = svgs_of((pipeline.reports / agent_page(WEEK, "p1")).read_text())
+    axis, bars = read_bars(svg)
+    # Maria: Monday 8:00, Tuesday 12:00 (an automatic clock-out), Wednesday never clocked out.
+    assert [(s, label) for s, _, _, label in bars] == [
+        (8 * H, "Mon 6"), (12 * H, "Tue 7"), (0, "Wed 8"), (0, "Thu 9"), (0, "Fri 10"),
+        (0, "Sat 11"), (0, "Sun 12"),
+    ]  # fmt: skip
+    assert_proportional(svg)
+    titles = [t.text for t in svg.iter(f"{SVG}title")]
+    assert "Tue 7 Jan: 12:00" in titles
+
+
+def test_chart_labels_are_text_and_heights_hold_for_any_figures():
+    hostile = '<script>alert("x")</script>'
+    bars = [Bar(f"{hostile}{n}", n * 1234, f"{hostile} title") for n in range(12)]
+    svg = ElementTree.fromstring(bar_chart(bars, hostile, line_seconds=5000, line_label=hostile))
+    _, read = read_bars(svg)
+    assert [s for s, _, _, _ in read] == [n * 1234 for n in range(12)]
+    assert_proportional(svg)
+    assert svg.find(f"{SVG}script") is None and "<script>" not in bar_chart(bars, hostile)
+    assert [r.get("data-label") for r in svg.iter(f"{SVG}rect")][3] == f"{hostile}3"
+
+
+# ------------------------------------------------------------------- in a real browser
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+GREEN, RED = (0x2D, 0xA4, 0x4E), (0xCF, 0x22, 0x2E)  # charts.BAR, charts.CONTRACT
+
+
+def browser() -> str:
+    found = next((shutil.which(name) for name in BROWSERS if shutil.which(name)), None)
+    if found is None:
+        pytest.fail(
+            "No Chromium to draw the charts with: install Debian's chromium package "
+            "(./scripts/test installs it when it runs as root with apt-get)."
+        )
+    return found
+
+
+def screenshot(page: Path, folder: Path, size: str = "1000,900") -> list[list[tuple[int, ...]]]:
+    """The page drawn by headless Chromium, as rows of RGB pixels."""
+    target = folder / "page.png"
+    subprocess.run(
+        [
+            browser(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", f"--user-data-dir={folder / 'profile'}", "--hide-scrollbars",
+            f"--screenshot={target}", f"--window-size={size}", page.as_uri(),
+        ],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    return decode_png(target.read_bytes())
+
+
+def decode_png(data: bytes) -> list[list[tuple[int, ...]]]:
+    """An 8-bit RGB or RGBA PNG (what Chromium writes) as rows of RGB pixels."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, at = {}, 8
+    idat = b""
+    while at < len(data):
+        (length,) = struct.unpack(">I", data[at : at + 4])
+        kind, body = data[at + 4 : at + 8], data[at + 8 : at + 8 + length]
+        if kind == b"IDAT":
+            idat += body
+        chunks[kind] = body
+        at += 12 + length
+    width, height, depth, colour = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
+    assert depth == 8 and colour in (2, 6), (depth, colour)
+    step = 3 if colour == 2 else 4
+    raw, stride = zlib.decompress(idat), width * step
+    rows, previous = [], bytearray(stride)
+    for y in range(height):
+        kind, line = (
+            raw[y * (stride + 1)],
+            bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)]),
+        )
+        for i in range(stride):
+            left = line[i - step] if i >= step else 0
+            up, corner = previous[i], previous[i - step] if i >= step else 0
+            if kind == 1:
+                line[i] = (line[i] + left) & 0xFF
+            elif kind == 2:
+                line[i] = (line[i] + up) & 0xFF
+            elif kind == 3:
+                line[i] = (line[i] + (left + up) // 2) & 0xFF
+            elif kind == 4:
+                p = left + up - corner
+                pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
+                guess = left if pa <= pb and pa <= pc else (up if pb <= pc else corner)
+                line[i] = (line[i] + guess) & 0xFF
+        rows.append([tuple(line[x * step : x * step + 3]) for x in range(width)])
+        previous = line
+    return rows
+
+
+def runs(row: list[tuple[int, ...]], colour: tuple[int, int, int]) -> int:
+    """How many separate stretches of ``colour`` a row of pixels holds."""
+    count, inside = 0, False
+    for pixel in row:
+        match = all(abs(a - b) <= 3 for a, b in zip(pixel, colour, strict=True))
+        count += match and not inside
+        inside = match
+    return count
+
+
+def test_a_real_browser_draws_the_charts(pipeline, tmp_path):
+    rows = screenshot(pipeline.reports / client_page(WEEK, BETA), tmp_path)
+    # Beta's two weeks are two green bars side by side near the axis; the contract's dashed
+    # line is red across the plot.
+    assert max(runs(row, GREEN) for row in rows) == 2
+    assert max(runs(row, RED) for row in rows) >= 10  # dashes
+    tall = [y for y, row in enumerate(rows) if runs(row, GREEN)]
+    assert 100 < len(tall) < 200  # the taller bar: 9:15 of the plot's 12 hours (168 px)
+    agent = screenshot(pipeline.reports / agent_page(WEEK, "p1"), tmp_path / "agent")
+    assert max(runs(row, GREEN) for row in agent) == 2  # Monday and Tuesday
