@@ -12,7 +12,13 @@ from pathlib import Path
 import pandas as pd
 
 from jibble_pipeline.digest.content import ClientDigest
-from jibble_pipeline.digest.corrections import CHANGE_COLUMNS, Correction, Decision, Policy, decide
+from jibble_pipeline.digest.corrections import (
+    CHANGE_COLUMNS,
+    Correction,
+    Decision,
+    Policy,
+    decide,
+)
 from jibble_pipeline.digest.ledger import Kind, Ledger, Version
 from jibble_pipeline.digest.render import (
     correction_subject,

@@ -31,7 +31,8 @@ CAUSES: dict[str, str] = {
     "auto_out": "a session closed by an automatic clock-out after the report",
     "group": "the agent's group corrected",
 }
-# The agent's entries of the week, as ``warehouse/ledger.py`` reads them (``activity_id``:
+EDITED_AFTER = pd.Timedelta(seconds=1)  # updated this long after its creation: edited
+# The agent's entries of the week, as ``digest/ledger.py`` reads them (``activity_id``:
 # the entry's own, else the one of the session it ends).
 CHANGE_COLUMNS = [
     "entry_id", "person_id", "type", "activity_id", "status", "client_type", "created_at",
@@ -161,36 +162,46 @@ def changed_rows(
     return rows
 
 
-def _after(value: object, moment: datetime) -> bool:
-    return value is not None and not pd.isna(value) and pd.Timestamp(value) > pd.Timestamp(moment)
+def _instant(value: object) -> pd.Timestamp | None:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return pd.Timestamp(value)
 
 
-def entry_cause(entry: Mapping, reported_at: datetime) -> str | None:
-    """Why an entry of the week differs from what the report saw; None: it does not.
+def entry_cause(entry: Mapping) -> str:
+    """Why an entry that landed changed after a report differs from what the report saw.
 
-    >>> at = datetime.fromisoformat("2025-01-13T07:00:00+00:00")
+    Only the entry's own fields decide, never Jibble's clock against ours: archived (or gone
+    from Jibble); else edited, when Jibble updated it after creating it; else it is new to
+    the warehouse: added late, or, for Jibble's own clock-out, a session closed by it.
+
     >>> entry = dict(type="Out", status="Active", client_type="Web", removed_at=None,
-    ...   created_at="2025-01-10T09:00Z", updated_at="2025-01-14T09:00Z", fetched_at=None)
-    >>> entry_cause(entry, at), entry_cause({**entry, "status": "Archived"}, at)
+    ...   created_at="2025-01-10T09:00Z", updated_at="2025-01-14T09:00Z")
+    >>> entry_cause(entry), entry_cause({**entry, "status": "Archived"})
     ('edited', 'archived')
-    >>> entry_cause({**entry, "created_at": "2025-01-13T08:00Z", "client_type": "AutoOut"}, at)
-    'auto_out'
+    >>> new = {**entry, "updated_at": entry["created_at"]}
+    >>> entry_cause(new), entry_cause({**new, "client_type": "AutoOut"})
+    ('added', 'auto_out')
     """
-    archived = str(entry.get("status") or "Active") != "Active"
-    if _after(entry.get("removed_at"), reported_at) or (
-        archived and _after(entry.get("updated_at"), reported_at)
+    if _instant(entry.get("removed_at")) is not None or (entry.get("status") or "Active") != (
+        "Active"
     ):
         return "archived"
-    new = _after(entry.get("created_at"), reported_at)
-    if entry.get("type") == "Out" and entry.get("client_type") == "AutoOut" and new:
-        return "auto_out"
-    if new:
-        return "added"
-    if _after(entry.get("updated_at"), reported_at):
+    created, updated = _instant(entry.get("created_at")), _instant(entry.get("updated_at"))
+    if created is None or updated is None or updated - created > EDITED_AFTER:
         return "edited"
-    if _after(entry.get("fetched_at"), reported_at):
-        return "added"  # in Jibble before the report, but it reached the warehouse after
-    return None
+    if entry.get("type") == "Out" and entry.get("client_type") == "AutoOut":
+        return "auto_out"
+    return "added"
+
+
+def landed_after(changes: pd.DataFrame, moment: datetime) -> pd.DataFrame:
+    """The entries of ``changes`` that landed changed (or were found gone) after ``moment``,
+    on the warehouse's own clock."""
+    landed = pd.concat(
+        [pd.to_datetime(changes[c], utc=True) for c in ("fetched_at", "removed_at")], axis=1
+    ).max(axis=1)
+    return changes[(landed > pd.Timestamp(moment)).to_numpy(dtype=bool)]
 
 
 def with_causes(
@@ -200,17 +211,16 @@ def with_causes(
     before: ClientDigest,
     after: ClientDigest,
 ) -> list[RowChange]:
-    """``rows`` with their causes: the agent's entries that changed after ``reported_at``
-    (an entry of another activity than the row's does not count; one whose activity is not
-    known counts for every row of the agent), and the agent's groups, when they differ
-    between the two digests (and no entry explains a row, or the agent is in both)."""
+    """``rows`` with their causes: the agent's entries that landed changed after
+    ``reported_at`` (an entry of another activity than the row's does not count; one whose
+    activity is not known counts for every row of the agent), and the agent's groups, when
+    they differ between the two digests (and no entry explains a row, or the agent is in
+    both)."""
     causes: dict[str, list[tuple[str | None, str]]] = {}
-    for entry in changes.to_dict(orient="records"):
-        cause = entry_cause(entry, reported_at)
-        if cause:
-            activity = entry.get("activity_id")
-            activity = None if activity is None or pd.isna(activity) else str(activity)
-            causes.setdefault(str(entry["person_id"]), []).append((activity, cause))
+    for entry in landed_after(changes, reported_at).to_dict(orient="records"):
+        activity = entry.get("activity_id")
+        activity = None if activity is None or pd.isna(activity) else str(activity)
+        causes.setdefault(str(entry["person_id"]), []).append((activity, entry_cause(entry)))
     groups_before = {a.person_id: set(a.groups) for a in before.agents}
     groups_after = {a.person_id: set(a.groups) for a in after.agents}
     named = []
