@@ -270,7 +270,7 @@ class Ledger:
         """Every version of the weeks, oldest first."""
         query = sql.SQL(
             "SELECT week_start, client_email, version, kind, reported_at, dry_run, total_seconds,"
-            " content, correction FROM {} WHERE week_start = ANY(%(weeks)s)"
+            " content, correction, run_id FROM {} WHERE week_start = ANY(%(weeks)s)"
             " ORDER BY week_start, client_email, version"
         ).format(self.warehouse.identifier(REPORTED_WEEKS.name))
         return self.warehouse.query_frame(query, {"weeks": list(weeks)})
