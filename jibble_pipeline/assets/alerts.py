@@ -20,6 +20,7 @@ from jibble_pipeline.alerts.resources import AlertResource
 from jibble_pipeline.alerts.sending import send_alert, unsent
 from jibble_pipeline.assets.metadata import table_metadata
 from jibble_pipeline.digest.resources import EmailResource
+from jibble_pipeline.digest.sending import unknown_deliveries
 from jibble_pipeline.partitions import daily_partitions
 from jibble_pipeline.schema import SENT_ALERTS
 from jibble_pipeline.warehouse.names import load_names
@@ -112,6 +113,7 @@ def operations_alert(
     metadata |= {
         "sent": len(outcomes) - len(failed),
         "failed": len(failed),
+        "delivery_unknown": len(unknown_deliveries(log, day, day, context.log.warning)),
         "outcomes": table_metadata(pd.DataFrame(table)),
     }
     if failed:

@@ -24,6 +24,7 @@ from jibble_pipeline.digest.sending import (
     no_attachments,
     of_clients,
     send_digests,
+    unknown_deliveries,
     unsent,
 )
 from jibble_pipeline.digest.site import EXPORT_SUFFIXES
@@ -278,8 +279,10 @@ def sent_digests(
             "digests went without them); re-materialise client_digests for the week to "
             "rewrite them: " + ", ".join(m["file"] for m in attachments.missing[:5])
         )
+    unknown = unknown_deliveries(log, min(weeks), max(weeks), context.log.warning)
     for week in weeks:
         metadata = sent_metadata(week, email.backend, records, outcomes, attachments)
+        metadata["delivery_unknown"] = int((unknown["week_start"] == week).sum())
         context.add_asset_metadata(metadata, partition_key=week.isoformat())
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
@@ -304,10 +307,12 @@ def sent_digests(
         "sessions": dg.AssetIn(partition_mapping=week_of_days),
         "daily_attendance": dg.AssetIn(partition_mapping=week_of_days),
     },
+    # After the sending steps of its run: the pages show what each client was told.
+    deps=["sent_digests", "sent_corrections"],
     partitions_def=weekly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     automation_condition=_follows("sessions", "daily_attendance").with_label(
-        "digests re-rendered (latest two weeks)"
+        "digests re-rendered or sent (latest two weeks)"
     ),
     group_name=GROUP,
     kinds={"html"},

@@ -49,6 +49,28 @@ from jibble_pipeline.warehouse.sent_log import Claim, OnSent, Outcome, SentLog
 RECORD_BATCH = 20  # outcomes recorded per statement while sending
 
 
+UNKNOWN_ADVICE = (
+    "a run stopped between sending and recording, so nothing is sent again by itself; check "
+    "the mail server's log, and force it (config force: true) to send it again"
+)
+
+
+def unknown_deliveries(
+    log: SentLog, first: date, last: date, warn: Callable[[str], None]
+) -> pd.DataFrame:
+    """The log's rows of periods ``first``..``last`` whose delivery is unknown, each warned
+    of once (``warehouse/sent_log.py``)."""
+    unknown = log.unknown(log.rows(first, last), datetime.now(UTC))
+    if not unknown.empty:
+        keys = [
+            ", ".join(str(v) for v in key) for key in unknown[list(log.table.primary_key)].values
+        ]
+        warn(
+            f"{len(unknown)} message(s) of unknown delivery ({'; '.join(keys)}): {UNKNOWN_ADVICE}."
+        )
+    return unknown
+
+
 def of_clients(digests: pd.DataFrame, clients: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
     """The digests of ``clients`` (emails, any case; none: every client's), and the emails
     asked for that have no digest."""
