@@ -20,10 +20,17 @@ from psycopg import sql
 
 from jibble_pipeline.alerts.resources import AlertResource
 from jibble_pipeline.automation.corrections import corrections_sensor
-from jibble_pipeline.digest.resources import CorrectionsResource, EmailResource
+from jibble_pipeline.digest.corrections import Policy
+from jibble_pipeline.digest.resources import (
+    CorrectionsResource,
+    EmailResource,
+    build_digest_resources,
+)
+from jibble_pipeline.digest.settings import load_digest_settings
 from jibble_pipeline.digest.site import client_page, correction_file
 from jibble_pipeline.jibble.frames import entries_frame
 from jibble_pipeline.jibble.models import TimeEntry, parse_payloads
+from jibble_pipeline.settings import ConfigurationError
 from jibble_pipeline.warehouse.store import DateWindow
 from jibble_pipeline_tests.digest_fixture import (
     ACME,
@@ -41,7 +48,7 @@ SENDER = "Weekly hours <hours@staffing.example>"
 # The fixture's week ended in January 2025: in these tests the cut-off lies far behind it,
 # except where the test is about the cut-off.
 RECENT = CorrectionsResource(cutoff_weeks=10_000)
-CORRECTION_STEPS = ["client_digests", "sent_corrections"]
+CORRECTION_STEPS = ("client_digests", "sent_corrections")
 
 
 def smtp(server: SmtpServer, dry_run: bool = False) -> EmailResource:
@@ -99,16 +106,17 @@ class Week:
         now: datetime | None = None,
         corrections: CorrectionsResource = RECENT,
         raise_on_error: bool = True,
+        steps: tuple[str, ...] = CORRECTION_STEPS,
         **config: object,
     ) -> dg.ExecuteInProcessResult:
-        """The send_corrections job's steps for the week, deciding at ``now`` (default: three
-        hours from now, past the quiet period)."""
+        """The send_corrections job's steps for the week (without the site unless asked),
+        deciding at ``now`` (default: three hours from now, past the quiet period)."""
         now = now or datetime.now(UTC) + timedelta(hours=3)
         resources: dict[str, object] = {"corrections": corrections}
         if email is not None:
             resources["email"] = email
         return self.pipeline.run(
-            CORRECTION_STEPS,
+            list(steps),
             resources=resources,
             run_config={
                 "ops": {"sent_corrections": {"config": {"now": now.isoformat(), **config}}}
@@ -215,8 +223,8 @@ def test_the_site_marks_a_corrected_week_and_shows_what_was_sent(week):
     with SmtpServer() as server:
         week.send_digests(server)
         week.edit(carla_out("17:15"))
-        week.correct(smtp(server))
-    assert week.pipeline.run(["report_site"]).success
+        # The send_corrections job's steps, the site's after the sending's in one run.
+        assert week.correct(smtp(server), steps=(*CORRECTION_STEPS, "report_site")).success
     reports = week.pipeline.reports
     page = html.unescape((reports / client_page(WEEK, BETA)).read_text())
     assert '<h1>Beta Logistics <span class="flag">corrected</span></h1>' in page
@@ -224,17 +232,18 @@ def test_the_site_marks_a_corrected_week_and_shows_what_was_sent(week):
     history = re.findall(r"<tr><td>(\d)</td><td>([^<]+)</td><td>([^<]+)</td>", told)
     assert [(n, what) for n, what, _ in history] == [("1", "Digest"), ("2", "Correction 1")]
     assert all(when.endswith(" UTC") for _, _, when in history)
-    # The latest version next to now is open; the digest's is one click away, and differs.
+    # Each version next to now; the newest that differs from now is open: the digest's.
     first, second = told.split("<details")[1:3]
-    assert first.startswith(' class="reported" open>') and "Correction 1" in first
-    assert ": the same</summary>" in first
-    assert "(Digest) and now</summary>" in second and " open>" not in second[:30]
+    assert first.startswith(' class="reported">') and "Correction 1" in first
+    assert ": the same</summary>" in first and "<table" not in first
+    assert second.startswith(' class="reported" open>') and "(Digest) and now</summary>" in second
     changed = re.findall(
         r'<tr class="changed"><td>([^<]+)</td><td>([^<]+)</td>\s*'
         r'<td class="num">([^<]+)</td><td class="num">([^<]+)</td>',
         second,
     )
     assert changed == [("Carla Diaz", "Inbound Calls", "8:30", "9:15")]
+    assert "The 7 other figures (agents' activities and days) are as reported." in second
     assert "correction-1.html" in told  # the correction as emailed is linked
     index = (reports / "index.html").read_text()
     beta_row = index.split("Beta Logistics", 1)[1].split("</tr>", 1)[0]
@@ -432,3 +441,21 @@ def test_a_deployment_that_sends_nothing_rehearses_and_renders_its_corrections(w
     assert week.pipeline.query("SELECT count(*) FROM sent_corrections") == [(0,)]
     text = (week.pipeline.reports / correction_file(WEEK, BETA, 1, ".txt")).read_text()
     assert "Carla Diaz, Inbound Calls: 8:30 -> 9:15" in text
+
+
+def test_correction_settings_from_the_environment():
+    default = load_digest_settings({})
+    assert default.correction_tolerance_seconds == 60
+    assert default.correction_quiet_hours == 2 and default.correction_cutoff_weeks == 8
+    env = {
+        "JIBBLE_CORRECTION_TOLERANCE_SECONDS": "300",
+        "JIBBLE_CORRECTION_QUIET_HOURS": "0.5",
+        "JIBBLE_CORRECTION_CUTOFF_WEEKS": "4",
+    }
+    resource = build_digest_resources(load_digest_settings(env))["corrections"]
+    assert resource.policy == Policy(300, timedelta(minutes=30), 4)
+    for name, value in (*env.items(), ("JIBBLE_CORRECTION_CUTOFF_WEEKS", "2.5")):
+        for wrong in ("soon", "-1") if value != "2.5" else (value,):
+            with pytest.raises(ConfigurationError) as error:
+                load_digest_settings({name: wrong})
+            assert name in str(error.value) and "\n" not in str(error.value)

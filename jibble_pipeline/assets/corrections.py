@@ -18,16 +18,18 @@ from jibble_pipeline.digest.content import ClientDigest
 from jibble_pipeline.digest.correction_week import correction_week
 from jibble_pipeline.digest.ledger import Ledger, Version
 from jibble_pipeline.digest.resources import CorrectionsResource, EmailResource, ReportsResource
-from jibble_pipeline.digest.sending import correction_delivery, of_clients, send_logged
+from jibble_pipeline.digest.sending import (
+    UNKNOWN_ADVICE,
+    correction_delivery,
+    of_clients,
+    send_logged,
+)
 from jibble_pipeline.partitions import weekly_partitions
 from jibble_pipeline.schema import SENT_CORRECTIONS
 from jibble_pipeline.warehouse.resource import WarehouseResource
 from jibble_pipeline.warehouse.sent_log import Outcome, SentLog
 
-UNKNOWN = (
-    "delivery unknown: a run stopped between sending it and recording it; check the mail "
-    "server's log, and force the week (config force: true) to send it again"
-)
+UNKNOWN = f"delivery unknown: {UNKNOWN_ADVICE}"
 LOG_STATUS = {
     "sent": "already sent",
     "sending": "being sent by another run",
@@ -131,15 +133,16 @@ def sent_corrections(
         )
         outcomes = {(o.period, o.recipient, o.version): o for o in sent}
 
-    rows = log.rows(min(w.week for w in weeks), max(w.week for w in weeks)) if weeks else None
+    first, last = min(run_weeks(context)), max(run_weeks(context))
+    rows = log.rows(first, last)
     for week in weeks:
         table = pd.DataFrame(week.per_client())
+        of_week = rows[rows["week_start"] == week.week]
         statuses = {
             v.key[1]: f"dry run ({reason})"
             if reason
-            else delivery_status(v, outcomes, log, rows[rows["week_start"] == week.week], now)
+            else delivery_status(v, outcomes, log, of_week, now)
             for v in week.versions("send")
-            if rows is not None
         }
         for email_address, status in statuses.items():
             if status == UNKNOWN:

@@ -18,6 +18,7 @@ from jibble_pipeline.digest.corrections import (
     Decision,
     Policy,
     decide,
+    landed_after,
 )
 from jibble_pipeline.digest.ledger import Kind, Ledger, Version
 from jibble_pipeline.digest.render import (
@@ -32,16 +33,9 @@ from jibble_pipeline.rules.formatting import format_hours
 def _last_change(changes: pd.DataFrame, after: datetime) -> datetime | None:
     """The last moment an entry of ``changes`` landed changed (or was found gone) after
     ``after``."""
-    if changes.empty:
-        return None
-    landed = pd.concat(
-        [
-            pd.to_datetime(changes["fetched_at"], utc=True),
-            pd.to_datetime(changes["removed_at"], utc=True),
-        ]
-    )
-    landed = landed[landed > pd.Timestamp(after)]
-    return None if landed.empty else landed.max().to_pydatetime()
+    landed = landed_after(changes, after)
+    moments = pd.concat([pd.to_datetime(landed[c], utc=True) for c in ("fetched_at", "removed_at")])
+    return None if moments.dropna().empty else moments.max().to_pydatetime()
 
 
 @dataclass(frozen=True)

@@ -221,13 +221,14 @@ class Ledger:
         log (``(week, client)`` or ``(week, client, version)``), at the moment it went."""
 
         def record(cursor: psycopg.Cursor, sent: Sequence[Outcome]) -> None:
-            found = [
-                (versions.get(key) or versions.get(key[:2]), outcome.at)
-                for outcome in sent
-                for key in [(outcome.period, outcome.recipient, outcome.version)]
-            ]
-            recorded = [(version, at) for version, at in found if version is not None]
-            self.write(cursor, [v for v, _ in recorded], [at for _, at in recorded], False, run_id)
+            recorded, moments = [], []
+            for outcome in sent:
+                key = (outcome.period, outcome.recipient, outcome.version)
+                version = versions.get(key) or versions.get(key[:2])
+                if version is not None:
+                    recorded.append(version)
+                    moments.append(outcome.at)
+            self.write(cursor, recorded, moments, False, run_id)
 
         return record
 
