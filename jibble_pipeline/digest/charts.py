@@ -59,6 +59,16 @@ def scale_hours(peak_seconds: float, steps: int = 4) -> tuple[int, int]:
     return step * steps, step
 
 
+def _figure(x: float, top: float, height: float, seconds: int) -> str:
+    """A bar's figure: inside its top when the bar is tall enough (clear of a contract
+    line above it), else just above it."""
+    inside = height >= 18
+    return (
+        f'<text x="{x:.2f}" y="{top + 13 if inside else top - 4:.2f}" text-anchor="middle" '
+        f'fill="{"#ffffff" if inside else "#1f2328"}">{format_hours(seconds)}</text>'
+    )
+
+
 def bar_chart(
     bars: Sequence[Bar],
     caption: str,
@@ -97,9 +107,8 @@ def bar_chart(
             f'<rect class="bar" x="{x:.2f}" y="{g.bottom - height:.2f}" width="{bar_width:.2f}" '
             f'height="{height:.2f}" fill="{BAR}" data-seconds="{bar.seconds}" '
             f'data-label="{escape(bar.label)}"><title>{escape(bar.title)}</title></rect>'
-            f'<text x="{middle:.2f}" y="{g.bottom - height - 4:.2f}" text-anchor="middle" '
-            f'fill="#1f2328">{format_hours(bar.seconds)}</text>'
-            f'<text x="{middle:.2f}" y="{g.bottom + 16}" text-anchor="middle" fill="{TEXT}">'
+            + _figure(middle, g.bottom - height, height, bar.seconds)
+            + f'<text x="{middle:.2f}" y="{g.bottom + 16}" text-anchor="middle" fill="{TEXT}">'
             f"{escape(bar.label)}</text>"
         )
     if line_seconds is not None:

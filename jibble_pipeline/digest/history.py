@@ -46,19 +46,19 @@ class ReportedVersion:
 
 @dataclass(frozen=True)
 class Comparison:
-    """A version next to the week now: every agent and activity, and the days."""
+    """A version next to the week now: the agent-activity rows and the days that differ
+    (every other one is as it was reported), and the totals."""
 
     version: ReportedVersion
     rows: list[RowChange]
     days: list[DayChange]
     total_before: int
     total_after: int
+    unchanged: int  # agent-activity rows and days the same in both
 
     @property
     def changed(self) -> bool:
-        return self.total_before != self.total_after or any(
-            r.before_seconds != r.after_seconds for r in self.rows
-        )
+        return bool(self.rows or self.days) or self.total_before != self.total_after
 
 
 def versions_by_client(history: pd.DataFrame) -> dict[tuple[date, str], list[ReportedVersion]]:
@@ -80,19 +80,29 @@ def versions_by_client(history: pd.DataFrame) -> dict[tuple[date, str], list[Rep
 
 
 def compare(version: ReportedVersion, now: ClientDigest) -> Comparison:
-    """``version``'s figures and the week's now, side by side: every row (``changed_rows``
-    with no tolerance keeps them all) and every day."""
+    """``version``'s figures and the week's now, side by side where they differ (to the
+    second: ``changed_rows`` with no tolerance)."""
+    every = changed_rows(version.digest, now, tolerance_seconds=-1)
+    rows = [r for r in every if r.before_seconds != r.after_seconds]
     before = {d.day: d.seconds for d in version.digest.days}
+    days = [
+        DayChange(day=d.day, before_seconds=before.get(d.day, 0), after_seconds=d.seconds)
+        for d in now.days
+    ]
+    differ = [d for d in days if d.before_seconds != d.after_seconds]
     return Comparison(
         version=version,
-        rows=changed_rows(version.digest, now, tolerance_seconds=-1),
-        days=[
-            DayChange(day=d.day, before_seconds=before.get(d.day, 0), after_seconds=d.seconds)
-            for d in now.days
-        ],
+        rows=rows,
+        days=differ,
         total_before=version.digest.total_seconds,
         total_after=now.total_seconds,
+        unchanged=len(every) - len(rows) + len(days) - len(differ),
     )
+
+
+def first_changed(comparisons: list[Comparison]) -> int:
+    """Which comparison (newest first) a page opens: the newest that differs from now."""
+    return next((n for n, c in enumerate(comparisons) if c.changed), 0)
 
 
 def is_corrected(versions: list[ReportedVersion]) -> bool:

@@ -34,7 +34,12 @@ from pydantic import BaseModel, ConfigDict
 
 from jibble_pipeline.digest.charts import Bar, bar_chart
 from jibble_pipeline.digest.content import ClientDigest, local_start, utc_offset, week_label
-from jibble_pipeline.digest.history import ReportedVersion, compare, is_corrected
+from jibble_pipeline.digest.history import (
+    ReportedVersion,
+    compare,
+    first_changed,
+    is_corrected,
+)
 from jibble_pipeline.digest.render import environment, render_text
 from jibble_pipeline.rules.formatting import format_hours
 from jibble_pipeline.warehouse.names import Names
@@ -391,6 +396,7 @@ def render_week(
             return relative(_from, target) if target else "#"
 
         versions = history.get((week_start, digest.client_email), [])
+        comparisons = [compare(v, digest) for v in reversed(versions)]
         files[path] = week_page(
             "site_client.html",
             path,
@@ -404,7 +410,8 @@ def render_week(
                 (v, relative(path, version_file(week_start, digest.client_email, v)))
                 for v in versions
             ],
-            comparisons=[compare(v, digest) for v in reversed(versions)],
+            comparisons=comparisons,
+            opened=first_changed(comparisons),
             corrected=is_corrected(versions),
         )
     for agent in agents:
