@@ -244,7 +244,12 @@ def test_the_site_marks_a_corrected_week_and_shows_what_was_sent(week):
     )
     assert changed == [("Carla Diaz", "Inbound Calls", "8:30", "9:15")]
     assert "The 7 other figures (agents' activities and days) are as reported." in second
-    assert "correction-1.html" in told  # the correction as emailed is linked
+    # Each version as it was told, rendered from the ledger: the digest said 9:15.
+    links = re.findall(r'<a href="([^"]+-version-\d\.html)">email</a>', told)
+    pages = [(reports / client_page(WEEK, BETA)).parent.joinpath(link).resolve() for link in links]
+    digest_told, correction_told = (html.unescape(p.read_text()) for p in pages)
+    assert "9:15" in digest_told and "10:00" not in digest_told
+    assert "Correction 1 of the hours reported on" in correction_told
     index = (reports / "index.html").read_text()
     beta_row = index.split("Beta Logistics", 1)[1].split("</tr>", 1)[0]
     assert 'class="flag">corrected<' in beta_row

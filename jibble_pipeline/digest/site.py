@@ -7,6 +7,7 @@ it opens from disk or behind any static file server.
     weeks/<monday>/index.html                the week: every client and every agent
     weeks/<monday>/clients/<client>.html     a client's week (the digest, agents linked)
     weeks/<monday>/agents/<agent>.html       an agent's week: daily clock-in/out and sessions
+    weeks/<monday>/reported/<client>-version-<n>.html  each version the client was told
     digests/<monday>/<client>.html|.txt      the digest exactly as emailed
     digests/<monday>/<client>-hours.xlsx     its exports: a workbook, and the same two tables
     digests/<monday>/<client>-hours.csv|-sessions.csv  as CSV (``digest/exports.py``)
@@ -40,7 +41,12 @@ from jibble_pipeline.digest.history import (
     first_changed,
     is_corrected,
 )
-from jibble_pipeline.digest.render import environment, render_text
+from jibble_pipeline.digest.render import (
+    environment,
+    render_correction_html,
+    render_html,
+    render_text,
+)
 from jibble_pipeline.rules.formatting import format_hours
 from jibble_pipeline.warehouse.names import Names
 
@@ -325,11 +331,17 @@ def day_chart(agent: AgentWeek) -> Markup:
     return Markup(bar_chart(bars, f"Work hours per day of {agent.agent}"))
 
 
-def version_file(week: date, email: str, version: ReportedVersion) -> str:
-    """The email of a version as sent: the digest's, or the correction's."""
-    if version.kind == "digest":
-        return digest_file(week, email)
-    return correction_file(week, email, version.version - 1)
+def version_file(week: date, email: str, version: int) -> str:
+    """A version of a client's week as it was sent, rendered from the ledger's figures."""
+    return f"{week_dir(week)}/reported/{slug(email)}-version-{version}.html"
+
+
+def version_email(version: ReportedVersion) -> str:
+    """The email of a version, from what the ledger recorded it said: the digest, or the
+    correction (a change past the cut-off renders as the correction it would have been)."""
+    if version.correction is None:
+        return render_html(version.digest)
+    return render_correction_html(version.correction)
 
 
 def digest_files(digests: Sequence[ClientDigest], html: Mapping[str, str]) -> dict[str, str]:
@@ -396,6 +408,10 @@ def render_week(
             return relative(_from, target) if target else "#"
 
         versions = history.get((week_start, digest.client_email), [])
+        for version in versions:
+            files[version_file(week_start, digest.client_email, version.version)] = version_email(
+                version
+            )
         comparisons = [compare(v, digest) for v in reversed(versions)]
         files[path] = week_page(
             "site_client.html",
@@ -407,7 +423,7 @@ def render_week(
             exports=export_links(path, week_start, digest.client_email),
             chart=trend_chart(digest, trends.get(digest.client_email, {})),
             versions=[
-                (v, relative(path, version_file(week_start, digest.client_email, v)))
+                (v, relative(path, version_file(week_start, digest.client_email, v.version)))
                 for v in versions
             ],
             comparisons=comparisons,
