@@ -14,13 +14,23 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
+import pandas as pd
 import psycopg
 import pytest
 from psycopg import sql
 
 from jibble_pipeline.alerts.resources import AlertResource
 from jibble_pipeline.automation.corrections import corrections_sensor
-from jibble_pipeline.digest.corrections import Policy
+from jibble_pipeline.digest.content import ActivityHours, AgentHours, ClientDigest, DayHours
+from jibble_pipeline.digest.corrections import (
+    CHANGE_COLUMNS,
+    Policy,
+    Reported,
+    changed_rows,
+    decide,
+    ready_weeks,
+    with_causes,
+)
 from jibble_pipeline.digest.resources import (
     CorrectionsResource,
     EmailResource,
@@ -464,3 +474,105 @@ def test_correction_settings_from_the_environment():
             with pytest.raises(ConfigurationError) as error:
                 load_digest_settings({name: wrong})
             assert name in str(error.value) and "\n" not in str(error.value)
+
+
+# ------------------------------------------------------------------ the rules, pure
+
+
+def digest_of(week: date, agents: dict[str, dict[str | None, int]], groups=("G1",)) -> ClientDigest:
+    """A client's digest of ``agents``: person -> activity id -> seconds."""
+    return ClientDigest(
+        week_start=week, client_email="c@x.example", client_name="C", group_ids=["g1"],
+        group_names=list(groups),
+        total_seconds=sum(s for acts in agents.values() for s in acts.values()),
+        agents=[
+            AgentHours(person_id=p, agent=p.upper(), groups=list(groups),
+                       seconds=sum(acts.values()),
+                       activities=[ActivityHours(activity=f"A {a}", seconds=s, activity_id=a)
+                                   for a, s in acts.items()])
+            for p, acts in agents.items()
+        ],
+        days=[DayHours(day=week + timedelta(days=n), seconds=0) for n in range(7)], notes=[],
+    )  # fmt: skip
+
+
+def changes_of(*rows: dict) -> pd.DataFrame:
+    return pd.DataFrame(list(rows), columns=CHANGE_COLUMNS)
+
+
+REPORTED_AT = datetime(2025, 1, 13, 7, tzinfo=UTC)
+AFTER = datetime(2025, 1, 15, 9, tzinfo=UTC)
+
+
+def test_changed_rows_keep_only_moves_beyond_the_tolerance_and_rows_gone():
+    before = digest_of(WEEK, {"p1": {"a1": 3600, "a2": 1800}, "p2": {"a1": 600}})
+    after = digest_of(WEEK, {"p1": {"a1": 3660, "a2": 1861}, "p3": {None: 120}})
+    rows = changed_rows(before, after, tolerance_seconds=60)
+    assert [(r.person_id, r.activity_id, r.before_seconds, r.after_seconds) for r in rows] == [
+        ("p1", "a2", 1800, 1861),  # 61 s: beyond; p1/a1 moved by exactly 60 s: not
+        ("p3", None, 0, 120),  # new to the week
+        ("p2", "a1", 600, 0),  # gone from it, named as reported
+    ]
+    assert rows[2].agent == "P2" and rows[2].activity == "A a1"
+
+
+def test_causes_follow_the_rows_activity_and_the_agents_groups():
+    before = digest_of(WEEK, {"p1": {"a1": 3600, "a2": 3600}, "p2": {"a1": 3600}})
+    after = digest_of(WEEK, {"p1": {"a1": 7200, "a2": 0}, "p2": {"a1": 7200}}, groups=("G2",))
+    rows = changed_rows(before, after, 60)
+    entry = {"type": "In", "status": "Active", "client_type": "Web", "removed_at": None,
+             "created_at": REPORTED_AT - timedelta(days=3), "fetched_at": AFTER}  # fmt: skip
+    changes = changes_of(
+        {**entry, "person_id": "p1", "activity_id": "a1", "updated_at": AFTER},  # edited
+        {**entry, "person_id": "p1", "activity_id": "a2", "status": "Archived"},
+        # Landed before the report: not a cause of anything since.
+        {**entry, "person_id": "p2", "activity_id": "a1", "updated_at": AFTER,
+         "fetched_at": REPORTED_AT - timedelta(hours=1)},
+    )  # fmt: skip
+    named = {(r.person_id, r.activity_id): r.causes for r in with_causes(rows, changes,
+             REPORTED_AT, before, after)}  # fmt: skip
+    # Both agents moved from G1 to G2: in both versions, so the group is named too.
+    assert named == {
+        ("p1", "a1"): ["edited", "group"],
+        ("p1", "a2"): ["archived", "group"],
+        ("p2", "a1"): ["group"],
+    }
+
+
+def test_decide_waits_for_quiet_and_notes_weeks_past_the_cutoff():
+    before = digest_of(WEEK, {"p1": {"a1": 3600}})
+    after = digest_of(WEEK, {"p1": {"a1": 7200}})
+    reported = Reported(1, REPORTED_AT, before)
+    policy = Policy(tolerance_seconds=60, quiet=timedelta(hours=2), cutoff_weeks=8)
+    no_changes = changes_of()
+
+    def verdict(now: datetime, digest: ClientDigest = after, last=AFTER):
+        return decide(reported, digest, no_changes, last, now, policy, version=2)
+
+    assert verdict(AFTER + timedelta(hours=3), before).verdict == "unchanged"
+    waiting = verdict(AFTER + timedelta(hours=1))
+    assert waiting.verdict == "waiting" and waiting.wait_until == AFTER + timedelta(hours=2)
+    sent = verdict(AFTER + timedelta(hours=2))
+    assert sent.verdict == "send" and sent.correction and sent.digest == after
+    assert (sent.correction.version, sent.correction.number, sent.correction.previous) == (2, 1, 1)
+    assert (sent.correction.total_before, sent.correction.total_after) == (3600, 7200)
+    assert verdict(datetime(2025, 3, 11, tzinfo=UTC)).verdict == "past_cutoff"  # 8 weeks + 2 days
+    assert verdict(datetime(2025, 3, 9, tzinfo=UTC)).verdict == "send"
+    assert verdict(AFTER, last=None).verdict == "send"  # no entry changed: nothing to wait for
+
+
+def test_ready_weeks_fingerprint_the_same_changes_the_same_way():
+    changed = pd.DataFrame(
+        {
+            "week_start": [WEEK, WEEK, WEEK + timedelta(7)],
+            "client_email": ["a@x", "b@x", "a@x"],
+            "last_change": [AFTER, AFTER + timedelta(hours=1), None],
+        }
+    )
+    quiet = timedelta(hours=2)
+    early = ready_weeks(changed, AFTER + timedelta(hours=2, minutes=30), quiet)
+    late = ready_weeks(changed, AFTER + timedelta(hours=3), quiet)
+    assert set(early) == set(late) == {WEEK, WEEK + timedelta(7)}
+    assert early[WEEK] != late[WEEK]  # b@x became quiet in between: another state
+    assert ready_weeks(changed, AFTER + timedelta(hours=3), quiet) == late
+    assert ready_weeks(changed.iloc[:2], AFTER, quiet) == {}
