@@ -184,6 +184,7 @@ def describe_tables() -> str:
 
 def command_demo(args: argparse.Namespace) -> None:
     from jibble_pipeline.partitions import monday_on_or_before
+    from jibble_pipeline.settings import load_settings
 
     use_project_dagster_home()
     print(describe_setup(), flush=True)
@@ -192,6 +193,10 @@ def command_demo(args: argparse.Namespace) -> None:
     first = max(monday_on_or_before(today - timedelta(weeks=args.weeks)), _partitions_start())
     backfill(first, today + timedelta(days=1))
     build_digests(monday_on_or_before(first), monday_on_or_before(today))
+    if load_settings().demo_mode:  # a late edit at the simulator, and the correction it makes
+        from jibble_pipeline.demo_correction import show_a_correction
+
+        show_a_correction(monday_on_or_before(today) - timedelta(days=7))
     build_alert(today - timedelta(days=1))
     if args.no_serve:
         return

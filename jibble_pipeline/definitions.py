@@ -8,6 +8,7 @@ from jibble_pipeline.alerts.resources import build_alert_resources
 from jibble_pipeline.alerts.settings import load_alert_settings
 from jibble_pipeline.assets.alerts import operations_alert
 from jibble_pipeline.assets.checks import ALL_CHECKS, freshness_sensor
+from jibble_pipeline.assets.corrections import sent_corrections
 from jibble_pipeline.assets.digests import DIGEST_ASSETS
 from jibble_pipeline.assets.jibble_api import jibble_tenant
 from jibble_pipeline.assets.sessions import derive_daily_hours
@@ -15,6 +16,7 @@ from jibble_pipeline.assets.snapshots import activities, agents, client_groups
 from jibble_pipeline.assets.time_entries import fetch_time_entries
 from jibble_pipeline.assets.weekly import weekly_hours
 from jibble_pipeline.automation.alerts import daily_operations_alert, send_daily_alert
+from jibble_pipeline.automation.corrections import corrections_sensor, send_corrections
 from jibble_pipeline.automation.digests import (
     digest_automation,
     send_weekly_digests,
@@ -56,6 +58,7 @@ defs = dg.Definitions(
         derive_daily_hours,
         weekly_hours,
         *DIGEST_ASSETS,
+        sent_corrections,
         operations_alert,
     ],
     asset_checks=ALL_CHECKS,
@@ -64,6 +67,7 @@ defs = dg.Definitions(
         derive_weekly_hours,
         refetch_work_dates,
         send_weekly_digests,
+        send_corrections,
         send_daily_alert,
     ],
     schedules=[refresh_every_10_minutes, weekly_digests, daily_operations_alert],
@@ -73,6 +77,7 @@ defs = dg.Definitions(
         late_edits_sweep,
         freshness_sensor,
         digest_automation,
+        corrections_sensor,
     ],
     resources={
         **build_resources(load_settings()),

@@ -181,12 +181,14 @@ WEEKLY_HOURS = Table(
 )  # fmt: skip
 
 # ------------------------------------------------------------------------------ digests
-# Who receives which client group's weekly digest: a snapshot of Airtable or the clients
-# file, replaced whole on each sync so mappings the source dropped disappear.
+# Who receives which client group's weekly digest, and the hours the client buys a week (its
+# contract, repeated on each of its rows): a snapshot of Airtable or the clients file, replaced
+# whole on each sync so mappings the source dropped disappear.
 CLIENT_DIRECTORY = Table(
     "client_directory",
-    {"email": "text NOT NULL", "group_id": "text NOT NULL", "client_name": TEXT, "source": TEXT,
-     "synced_at": TS},
+    {"email": "text NOT NULL", "group_id": "text NOT NULL", "client_name": TEXT,
+     "contracted_hours": "double precision", "seats": "integer",
+     "hours_per_seat": "double precision", "source": TEXT, "synced_at": TS},
     write="replace",
     primary_key=("email", "group_id"),
     indexes=(("group_id",),),
@@ -208,21 +210,25 @@ CLIENT_DIGESTS = Table(
 )  # fmt: skip
 
 
-def _send_log(name: str, period: str, recipient: str, sha: str, *indexes: str) -> Table:
-    """A send log: one row per (period, recipient), claimed and recorded by the sending
-    step's own set-based statements (warehouse/sent_log.py), never replaced by a re-run
-    (a plain write would only upsert)."""
+def _send_log(
+    name: str, period: str, recipient: str, sha: str, *indexes: str, version: str | None = None
+) -> Table:
+    """A send log: one row per (period, recipient[, version]), claimed and recorded by the
+    sending step's own set-based statements (warehouse/sent_log.py), never replaced by a
+    re-run (a plain write would only upsert)."""
+    key = (period, recipient, version) if version else (period, recipient)
     return Table(
         name,
         {
-            period: "date NOT NULL", recipient: "text NOT NULL", "status": "text NOT NULL",
+            period: "date NOT NULL", recipient: "text NOT NULL",
+            **({version: "integer NOT NULL"} if version else {}), "status": "text NOT NULL",
             "attempts": "integer NOT NULL", "send_count": "integer NOT NULL", "backend": TEXT,
             "subject": TEXT, sha: TEXT, "message_id": TEXT, "last_error": TEXT,
             "first_attempt_at": TS, "claimed_at": TS, "last_attempt_at": TS, "sent_at": TS,
             "run_id": TEXT,
         },
         write="upsert",
-        primary_key=(period, recipient),
+        primary_key=key,
         partition_column=period,
         indexes=((period,), *((i,) for i in indexes)),
     )  # fmt: skip
@@ -230,6 +236,42 @@ def _send_log(name: str, period: str, recipient: str, sha: str, *indexes: str) -
 
 # Which client got which week's digest.
 SENT_DIGESTS = _send_log("sent_digests", "week_start", "client_email", "digest_sha256", "status")
+# Which client got which correction (its version of the week) of a week it was sent.
+SENT_CORRECTIONS = _send_log(
+    "sent_corrections", "week_start", "client_email", "correction_sha256", "status",
+    version="version",
+)  # fmt: skip
+
+# The as-reported ledger (warehouse/ledger.py): what each client was told of each week, one
+# version per digest or correction sent (``dry_run``: a deployment that sends nothing, which
+# rehearses), or per change past the correction cut-off noted for operations instead.
+# Written by the ledger's own set-based statements, never replaced.
+REPORTED_WEEKS = Table(
+    "reported_weeks",
+    {
+        "week_start": "date NOT NULL", "client_email": "text NOT NULL",
+        "version": "integer NOT NULL", "kind": "text NOT NULL",
+        "reported_at": "timestamptz NOT NULL", "dry_run": "boolean NOT NULL",
+        "total_seconds": "bigint NOT NULL", "subject": TEXT, "content": "jsonb NOT NULL",
+        "correction": JSON, "run_id": TEXT,
+    },
+    write="upsert",
+    primary_key=("week_start", "client_email", "version"),
+    partition_column="week_start",
+    indexes=(("week_start",), ("reported_at",)),
+)  # fmt: skip
+# Each version's hours per agent and activity, the grain a change is measured at.
+REPORTED_HOURS = Table(
+    "reported_hours",
+    {
+        "week_start": "date NOT NULL", "client_email": "text NOT NULL",
+        "version": "integer NOT NULL", "person_id": "text NOT NULL", "activity_id": TEXT,
+        "seconds": "bigint NOT NULL",
+    },
+    write="upsert",
+    partition_column="week_start",
+    indexes=(("week_start", "client_email", "version"),),
+)  # fmt: skip
 
 # ------------------------------------------------------------------------------ alerts
 # The daily operations alert's send log: one row per (work date, recipient: an email
@@ -241,8 +283,8 @@ TABLES: dict[str, Table] = {
     for t in (
         AGENTS, CLIENT_GROUPS, ACTIVITIES, AGENT_GROUP_HISTORY, RAW_TIME_ENTRIES,
         QUARANTINED_ENTRIES, INGEST_CHECKPOINTS, JIBBLE_TENANT, SESSIONS, DAILY_ATTENDANCE,
-        WEEKLY_HOURS,
-        CLIENT_DIRECTORY, CLIENT_DIGESTS, SENT_DIGESTS, SENT_ALERTS,
+        WEEKLY_HOURS, CLIENT_DIRECTORY, CLIENT_DIGESTS, SENT_DIGESTS, SENT_CORRECTIONS,
+        REPORTED_WEEKS, REPORTED_HOURS, SENT_ALERTS,
     )
 }  # fmt: skip
 

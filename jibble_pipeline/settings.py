@@ -195,3 +195,9 @@ def clock_setting(env: Mapping[str, str], name: str, default: time) -> time:
     if not match or int(match[1]) > 23 or int(match[2]) > 59:
         raise ConfigurationError(f"{name} must be a time like 07:00, got {text!r}.")
     return time(int(match[1]), int(match[2]))
+
+
+def number_setting(env: Mapping[str, str], name: str, default, kind, *, minimum):
+    """A numeric setting of ``kind`` (``int`` or ``float``) of at least ``minimum``, or a
+    one-line error naming it."""
+    return _number(env, name, default, kind, minimum=minimum)

@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import psycopg
@@ -187,13 +188,15 @@ EXPECTED = {
 }
 
 
-def load_fixture(warehouse: Warehouse) -> None:
+def load_fixture(
+    warehouse: Warehouse, people_payloads: list[dict] = PEOPLE, entry_payloads: list[dict] = ENTRIES
+) -> None:
     """Snapshots and raw entries written as the ingestion assets write them."""
     synced = datetime(2025, 1, 1, tzinfo=UTC)
-    people, rejected = parse_payloads(Person, PEOPLE)
+    people, rejected = parse_payloads(Person, people_payloads)
     groups, rejected_groups = parse_payloads(Group, GROUPS)
     activities, rejected_activities = parse_payloads(Activity, ACTIVITIES)
-    entries, rejected_entries = parse_payloads(TimeEntry, ENTRIES)
+    entries, rejected_entries = parse_payloads(TimeEntry, entry_payloads)
     assert not (rejected or rejected_groups or rejected_activities or rejected_entries)
     agents = agents_frame(people, synced)
     warehouse.write("agents", agents)
@@ -212,11 +215,21 @@ def load_fixture(warehouse: Warehouse) -> None:
 
 class DigestPipeline:
     """The real assets over the fixture week in one warehouse schema, run with
-    ``dg.materialize`` like the Monday job (weekly partition ``WEEK``)."""
+    ``dg.materialize`` like the Monday job (weekly partition ``WEEK``). ``clients_yaml``,
+    ``people`` and ``entries`` replace the fixture's own."""
 
-    def __init__(self, database_url: str, schema: str, folder: Path):
+    def __init__(
+        self,
+        database_url: str,
+        schema: str,
+        folder: Path,
+        clients_yaml: str = CLIENTS_YAML,
+        people: list[dict] = PEOPLE,
+        entries: list[dict] = ENTRIES,
+    ):
         from jibble_pipeline.alerts.resources import AlertResource
         from jibble_pipeline.assets.alerts import operations_alert
+        from jibble_pipeline.assets.corrections import sent_corrections
         from jibble_pipeline.assets.digests import DIGEST_ASSETS
         from jibble_pipeline.assets.sessions import derive_daily_hours
         from jibble_pipeline.assets.snapshots import (
@@ -228,6 +241,7 @@ class DigestPipeline:
         from jibble_pipeline.assets.weekly import weekly_hours
         from jibble_pipeline.digest.resources import (
             ClientDirectoryResource,
+            CorrectionsResource,
             EmailResource,
             ReportsResource,
         )
@@ -240,10 +254,11 @@ class DigestPipeline:
         self.folder = folder
         self.reports = folder / "reports"
         clients_file = folder / "clients.yaml"
-        clients_file.write_text(CLIENTS_YAML)
+        clients_file.write_text(clients_yaml)
+        self.people, self.entries = people, entries
         self.assets = [
             agents, client_groups, activities, fetch_time_entries,
-            derive_daily_hours, weekly_hours, *DIGEST_ASSETS, operations_alert,
+            derive_daily_hours, weekly_hours, *DIGEST_ASSETS, sent_corrections, operations_alert,
         ]  # fmt: skip
         self.derive_daily_hours = derive_daily_hours
         self.weekly_hours = weekly_hours
@@ -254,6 +269,7 @@ class DigestPipeline:
             "clients": ClientDirectoryResource(source="file", clients_file=str(clients_file)),
             "email": EmailResource(),  # no backend: dry run
             "reports": ReportsResource(folder=str(self.reports)),
+            "corrections": CorrectionsResource(),
             "alerts": AlertResource(),  # no recipients
         }
         self.instance = dg.DagsterInstance.ephemeral()
@@ -262,7 +278,7 @@ class DigestPipeline:
 
     def prepare(self) -> None:
         """The fixture's snapshots and entries, then sessions and the week's hours."""
-        load_fixture(self.warehouse)
+        load_fixture(self.warehouse, self.people, self.entries)
         self.derive(FIRST_DAY, LAST_DAY)
         self.run([self.weekly_hours])
 
@@ -310,11 +326,12 @@ class DigestPipeline:
 
 
 def running_pipeline(
-    database_url: str, folder: Path, selection: list[str]
+    database_url: str, folder: Path, selection: list[str], **fixture: Any
 ) -> Iterator[DigestPipeline]:
-    """A module fixture's pipeline in a schema of its own: the fixture week prepared, then
-    ``selection`` run (its result in ``.result``); the schema is dropped afterwards."""
-    pipeline = DigestPipeline(database_url, f"test_{uuid.uuid4().hex[:10]}", folder)
+    """A module fixture's pipeline in a schema of its own: the fixture week prepared (with
+    ``DigestPipeline``'s options ``fixture``), then ``selection`` run (its result in
+    ``.result``); the schema is dropped afterwards."""
+    pipeline = DigestPipeline(database_url, f"test_{uuid.uuid4().hex[:10]}", folder, **fixture)
     try:
         pipeline.prepare()
         pipeline.result = pipeline.run(selection)

@@ -323,6 +323,12 @@ def test_settings_from_the_environment():
     assert live.webhook_format == "teams" and live.timezone == "Asia/Manila"
     assert live.working_days == (1, 2, 3, 4, 7)
     assert live.holidays == (date(2025, 1, 1), date(2025, 12, 25))
+    assert demo.pace_day == 3 and demo.pace_margin_percent == 10
+    paced = load_alert_settings(
+        {"JIBBLE_ALERT_PACE_DAY": "Thursday", "JIBBLE_ALERT_PACE_MARGIN": "5"}
+    )
+    assert paced.pace_day == 4 and paced.pace_margin_percent == 5
+    assert load_alert_settings({"JIBBLE_ALERT_PACE_DAY": "none"}).pace_day is None
     mistakes = {
         "JIBBLE_ALERT_EMAILS": "ops at staffing",
         "JIBBLE_ALERT_WORKING_DAYS": "weekdays",
@@ -331,6 +337,8 @@ def test_settings_from_the_environment():
         "JIBBLE_ALERT_SEND_AT": "8am",
         "JIBBLE_ALERT_TIMEZONE": "Manila",
         "JIBBLE_ALERT_DRY_RUN": "maybe",
+        "JIBBLE_ALERT_PACE_DAY": "midweek",
+        "JIBBLE_ALERT_PACE_MARGIN": "ten percent",
     }
     for name, value in mistakes.items():
         with pytest.raises(ConfigurationError) as error:

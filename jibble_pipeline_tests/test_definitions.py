@@ -15,7 +15,8 @@ def test_definitions_load():
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert keys == DAILY_ASSETS | SNAPSHOTS | {"weekly_hours"} | DIGEST_ASSETS | TENANT | {
-        "operations_alert"
+        "sent_corrections",
+        "operations_alert",
     }
 
 
@@ -83,10 +84,27 @@ def test_the_ui_shows_each_table_s_columns_from_its_one_definition():
     from jibble_pipeline.schema import table
 
     graph = defs.resolve_asset_graph()
-    for name in DAILY_ASSETS | SNAPSHOTS | DIGEST_ASSETS - {"report_site"} | {"weekly_hours"}:
+    shown_tables = DIGEST_ASSETS - {"report_site"} | {"weekly_hours", "sent_corrections"}
+    for name in DAILY_ASSETS | SNAPSHOTS | shown_tables:
         shown = graph.get(dg.AssetKey(name)).metadata["dagster/column_schema"]
         spec = table(name)
         assert [c.name for c in shown.columns] == spec.column_names, name
         assert [c.type for c in shown.columns] == spec.column_types, name
         not_null = [not c.constraints.nullable for c in shown.columns]
         assert not_null == ["NOT NULL" in kind for kind in spec.columns.values()], name
+
+
+def test_corrections_are_sent_by_their_sensor_never_by_automation():
+    graph = defs.resolve_asset_graph()
+    node = graph.get(dg.AssetKey("sent_corrections"))
+    assert node.partitions_def == graph.get(dg.AssetKey("weekly_hours")).partitions_def
+    assert node.automation_condition is None
+    job = defs.resolve_job_def("send_corrections")
+    assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == {
+        "client_digests",
+        "sent_corrections",
+        "report_site",
+    }
+    sensor = defs.resolve_sensor_def("corrections_sensor")
+    assert sensor.job_name == "send_corrections"
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING

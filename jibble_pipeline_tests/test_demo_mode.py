@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -92,11 +93,25 @@ def test_the_demo_backfills_whole_weeks_and_builds_the_digests_and_the_site(
     assert f"Report site: {tmp_path / 'reports' / 'index.html'}" in done.stdout
     yesterday = today - timedelta(days=1)
     assert f"Operations alert for {yesterday} (a dry run, nothing sent): " in done.stdout
+    # The late edit at the simulator, picked up, and the correction it makes, rendered.
+    assert "Late edit at the simulator: John Malik (AG02" in done.stdout
+    assert "The late-edits sensor saw it: 1 run(s) re-derived the date." in done.stdout
+    (correction,) = re.findall(r"Correction 1 for \S+ \(week of [-\d]+; a dry run, nothing "
+                               r"sent\): (\S+)", done.stdout)  # fmt: skip
+    text = Path(correction).with_suffix(".txt").read_text()
+    assert "John Malik (AG02" in text and "(+0:45); entries edited after the report" in text
     with psycopg.connect(database_url) as conn:
-        digests, sent, alerts_sent = (
+        digests, sent, corrections_sent, alerts_sent = (
             conn.execute(
                 sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(warehouse_schema, name))
             ).fetchone()[0]
-            for name in ("client_digests", "sent_digests", "sent_alerts")
+            for name in ("client_digests", "sent_digests", "sent_corrections", "sent_alerts")
         )
-    assert digests > 0 and sent == 0 and alerts_sent == 0
+        versions = conn.execute(
+            sql.SQL("SELECT kind, dry_run, count(*) FROM {} GROUP BY 1, 2 ORDER BY 1").format(
+                sql.Identifier(warehouse_schema, "reported_weeks")
+            )
+        ).fetchall()
+    assert digests > 0 and sent == corrections_sent == alerts_sent == 0
+    # A demo sends nothing: what it would have told clients is recorded as a dry run.
+    assert versions == [("correction", True, 1), ("digest", True, digests)]

@@ -13,6 +13,8 @@ from jibble_pipeline.assets.digests import client_directory
 from jibble_pipeline.digest.directory import (
     AirtableSource,
     Client,
+    Contract,
+    ContractFields,
     DirectoryError,
     load_clients_file,
     parse_group_ids,
@@ -207,3 +209,73 @@ def test_the_sample_file_maps_groups_of_the_demo_organisation():
     assert any(len(c.group_ids) > 1 for c in load.clients)
     # Every staffed group has a client: a fresh demo warns of no group without one.
     assert staffed <= {g for c in load.clients for g in c.group_ids}
+
+
+def test_contracts_in_a_clients_file_per_client_or_as_seats_times_hours(tmp_path):
+    yaml_file = tmp_path / "clients.yaml"
+    yaml_file.write_text(
+        "- {email: a@x.example, groups: g1, contracted_hours: 120}\n"
+        "- {email: b@x.example, groups: g2, seats: 3, hours_per_seat: 37.5}\n"
+        "- {email: c@x.example, groups: g3}\n"
+        "- {email: d@x.example, groups: g4, contracted_hours: lots}\n"
+        "- {email: e@x.example, groups: g5, seats: 2}\n"
+        "- {email: f@x.example, groups: g6, contracted_hours: 10, seats: 1, hours_per_seat: 10}\n"
+        "- {email: g@x.example, groups: g7, seats: 2.5, hours_per_seat: 8}\n"
+    )
+    load = load_clients_file(yaml_file)
+    contracts = {c.email: c.contract for c in load.clients}
+    # A client whose contract cannot be read keeps its digest, without a delivery line.
+    assert set(contracts) == {f"{x}@x.example" for x in "abcdefg"}
+    assert contracts["a@x.example"] == Contract(hours=120)
+    assert contracts["a@x.example"].label == "120:00 a week"
+    assert contracts["b@x.example"] == Contract(hours=112.5, seats=3, hours_per_seat=37.5)
+    assert contracts["b@x.example"].label == "3 seats × 37:30"
+    assert contracts["b@x.example"].seconds == 405_000
+    assert all(contracts[f"{x}@x.example"] is None for x in "cdefg")
+    reasons = {s.row: s.reason for s in load.skipped}
+    assert reasons == {
+        "clients.yaml client 4": "contract left out for d@x.example: contracted hours must be a "
+        "positive number, got 'lots'",
+        "clients.yaml client 5": "contract left out for e@x.example: seats need hours per seat, "
+        "and hours per seat need seats",
+        "clients.yaml client 6": "contract left out for f@x.example: give contracted hours or "
+        "seats × hours per seat, not both",
+        "clients.yaml client 7": "contract left out for g@x.example: seats must be a whole "
+        "number, got 2.5",
+    }
+
+    csv_file = tmp_path / "clients.csv"
+    csv_file.write_text(
+        "email,groups,name,contracted_hours,seats,hours_per_seat\n"
+        "h@x.example,g8,Hotel,,4,40\nh@x.example,g9,,80,,\n"
+    )
+    load = load_clients_file(csv_file)
+    (hotel,) = load.clients
+    # Rows of one email merge; the first contract stands and the other is reported.
+    assert hotel.group_ids == ("g8", "g9") and hotel.contract == Contract(
+        hours=160, seats=4, hours_per_seat=40
+    )
+    assert [s.reason for s in load.skipped] == [
+        "contract left out for h@x.example: an earlier row gives 4 seats × 40:00"
+    ]
+
+
+def test_airtable_contract_fields_are_asked_for_only_when_named():
+    rows = [
+        {"Email": "a@x.example", "Jibble Group ID": "g1", "Contract": 60},
+        {"Email": "b@x.example", "Jibble Group ID": "g2", "Seats": 2, "Seat Hours": [40]},
+    ]
+    fields = ContractFields(hours="Contract", seats="Seats", hours_per_seat="Seat Hours")
+    with FakeAirtable(API_KEY, BASE, "Clients", rows) as server:
+        plain = source(server).load()
+        with_contracts = source(server, contract_fields=fields).load()
+        asked = [r["query"]["fields[]"] for r in server.requests]
+    assert [c.contract for c in plain.clients] == [None, None]
+    assert [c.contract for c in with_contracts.clients] == [
+        Contract(hours=60),
+        Contract(hours=80, seats=2, hours_per_seat=40),
+    ]
+    assert asked == [
+        ["Email", "Jibble Group ID"],
+        ["Email", "Jibble Group ID", "Contract", "Seats", "Seat Hours"],
+    ]

@@ -13,7 +13,9 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import openpyxl
 import pandas as pd
+import psycopg
 import pytest
+from psycopg import sql
 
 from jibble_pipeline.automation.digests import (
     build_digest_schedule,
@@ -51,6 +53,8 @@ def pipeline(database_url, tmp_path_factory):
 @pytest.fixture
 def pipeline_clean_log(pipeline):
     pipeline.query("DELETE FROM sent_digests RETURNING 1")
+    pipeline.query("DELETE FROM reported_hours RETURNING 1")
+    pipeline.query("DELETE FROM reported_weeks RETURNING 1")
     return pipeline
 
 
@@ -434,3 +438,35 @@ def test_configuration_from_the_environment():
             load_digest_settings(broken)
     production = load_digest_settings({"JIBBLE_CLIENT_ID": "id", "JIBBLE_CLIENT_SECRET": "s"})
     assert production.clients_file is None  # the demo's sample never mails real clients
+
+
+def test_a_digest_whose_run_died_after_sending_is_not_sent_again_by_itself(
+    pipeline_clean_log, monkeypatch
+):
+    pipeline = pipeline_clean_log
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", SMTP_PASSWORD)
+    with psycopg.connect(pipeline.database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(pipeline.schema)))
+        conn.execute(
+            "CREATE OR REPLACE FUNCTION crash() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN RAISE EXCEPTION 'the process died'; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER crash BEFORE UPDATE ON sent_digests FOR EACH ROW"
+            " WHEN (NEW.status = 'sent') EXECUTE FUNCTION crash()"
+        )
+        with SmtpServer(SMTP_USER, SMTP_PASSWORD) as server:
+            email = {"email": smtp_email(server)}
+            died = pipeline.run(["sent_digests"], resources=email, raise_on_error=False)
+            conn.execute("DROP TRIGGER crash ON sent_digests")
+            conn.execute("UPDATE sent_digests SET claimed_at = claimed_at - interval '2 hours'")
+            later = pipeline.run(["sent_digests"], resources=email)
+            received = len(server.received())
+    assert not died.success and later.success
+    assert received == 3  # each client once, though no run recorded it sent
+    assert {r["status"] for r in log_rows(pipeline).values()} == {"attempting"}
+    assert metadata(later, "sent_digests")["delivery_unknown"] == 3
+    warnings = [e.user_message for e in pipeline.instance.all_logs(later.run_id) if e.level >= 30]
+    assert any("3 message(s) of unknown delivery" in w and "force" in w for w in warnings)
+    # Nothing of a digest that may not have gone is in the ledger.
+    assert pipeline.query("SELECT count(*) FROM reported_weeks") == [(0,)]

@@ -1,13 +1,16 @@
 """The daily operations alert as people read it: pure, no I/O.
 
 One message per work date: a line per problem under its client group, in the agents' own
-local time, as plain text (the email's text part and the webhook post) and HTML.
+local time, as plain text (the email's text part and the webhook post) and HTML. What
+concerns a client rather than an agent (behind its contract's pace, a week changed past the
+correction cut-off) comes first, under "Clients".
 """
 
 from __future__ import annotations
 
 import hashlib
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -23,19 +26,22 @@ LABELS = {
     "orphan_out": "Clock-out with no clock-in",
     "quarantined": "Entry in quarantine",
     "no_tracking": "Tracked nothing on a working day",
+    "pace_short": "Behind its contract's pace",
+    "past_cutoff": "Week changed after the correction cut-off (not emailed)",
 }
 NO_GROUP = "No client group"
+CLIENTS = "Clients"
 
 
 @dataclass(frozen=True)
 class Problem:
     kind: str
-    agent: str
+    who: str  # the agent, or the client
     what: str  # the rest of the line: activity, time, reason
 
     @property
     def line(self) -> str:
-        return f"{LABELS[self.kind]}: {self.agent}" + (f", {self.what}" if self.what else "")
+        return f"{LABELS[self.kind]}: {self.who}" + (f", {self.what}" if self.what else "")
 
 
 @dataclass(frozen=True)
@@ -123,9 +129,11 @@ def _what(row: dict, names: Names) -> str:
     return ""
 
 
-def build_alert(day: date, problems: pd.DataFrame, names: Names) -> DailyAlert:
+def build_alert(
+    day: date, problems: pd.DataFrame, names: Names, of_clients: Sequence[Problem] = ()
+) -> DailyAlert:
     """The alert of work date ``day`` from ``load_problems``' rows: groups by name (no
-    group last), problems by kind then agent."""
+    group last), problems by kind then agent; ``of_clients`` first, under "Clients"."""
     by_group: dict[str, list[tuple[int, str, Problem]]] = {}
     for row in problems.to_dict(orient="records"):
         group_id = row["group_id"]
@@ -135,10 +143,9 @@ def build_alert(day: date, problems: pd.DataFrame, names: Names) -> DailyAlert:
         problem = Problem(row["problem"], agent, _what(row, names))
         by_group.setdefault(group, []).append((list(LABELS).index(problem.kind), agent, problem))
     ordered = sorted(by_group, key=lambda g: (g == NO_GROUP, g.lower()))
-    return DailyAlert(
-        day,
-        [
-            GroupProblems(g, [p for *_, p in sorted(by_group[g], key=lambda t: t[:2])])
-            for g in ordered
-        ],
-    )
+    groups = [
+        GroupProblems(g, [p for *_, p in sorted(by_group[g], key=lambda t: t[:2])]) for g in ordered
+    ]
+    if of_clients:
+        groups.insert(0, GroupProblems(CLIENTS, list(of_clients)))
+    return DailyAlert(day, groups)

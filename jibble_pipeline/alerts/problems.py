@@ -76,3 +76,25 @@ def load_problems(warehouse: Warehouse, day: date, working_day: bool) -> pd.Data
         "working_statuses": list(WORKING_STATUSES),
     }
     return warehouse.query_frame(query, params)
+
+
+DELIVERED = """
+SELECT d.email, coalesce(sum(s.duration_seconds), 0)::bigint AS delivered_seconds
+FROM {directory} d
+LEFT JOIN {sessions} s
+  ON s.group_id = d.group_id AND s.kind = 'work' AND s.status = 'complete'
+ AND s.belongs_to_date BETWEEN %(first)s AND %(last)s
+WHERE d.contracted_hours IS NOT NULL
+GROUP BY d.email
+"""
+
+
+def load_delivered(warehouse: Warehouse, first: date, last: date) -> dict[str, int]:
+    """Seconds of complete work sessions of work dates ``first``..``last`` per client with a
+    contract (its email), over the client's groups, in one statement."""
+    query = sql.SQL(DELIVERED).format(
+        directory=warehouse.identifier("client_directory"),
+        sessions=warehouse.identifier("sessions"),
+    )
+    frame = warehouse.query_frame(query, {"first": first, "last": last})
+    return dict(zip(frame["email"], (int(s) for s in frame["delivered_seconds"]), strict=True))

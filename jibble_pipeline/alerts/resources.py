@@ -68,6 +68,8 @@ class AlertResource(dg.ConfigurableResource):
     holidays: list[str] = []  # ISO dates on which nobody is expected to track
     send_empty: bool = False
     dry_run: bool = True
+    pace_day: int | None = 3  # ISO weekday of the alert that checks contracts' pace
+    pace_margin_percent: float = 10.0
     webhook_timeout_seconds: float = 30.0
     webhook_max_attempts: int = 4
 
@@ -108,5 +110,7 @@ def build_alert_resources(settings: AlertSettings) -> dict[str, object]:
             holidays=[day.isoformat() for day in settings.holidays],
             send_empty=settings.send_empty,
             dry_run=settings.dry_run,
+            pace_day=settings.pace_day,
+            pace_margin_percent=settings.pace_margin_percent,
         )
     }

@@ -21,6 +21,7 @@ from jibble_pipeline.settings import (
     clock_setting,
     flag_setting,
     load_settings,
+    number_setting,
     zone_setting,
 )
 
@@ -29,6 +30,7 @@ WebhookFormat = Literal["slack", "teams"]
 DEFAULT_SEND_AT = time(8, 0)
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DEFAULT_WORKING_DAYS = "mon,tue,wed,thu,fri"
+DEFAULT_PACE_DAY = "wed"  # the alert sent on Wednesday (Monday and Tuesday's hours)
 # Hosts of Microsoft Teams incoming webhooks (connectors and Power Automate workflows).
 TEAMS_HOSTS = ("webhook.office.com", "logic.azure.com", "powerplatform.com")
 # The demo's operations team: an address that cannot receive mail (its alert is a dry run).
@@ -46,6 +48,8 @@ class AlertSettings:
     holidays: tuple[date, ...]
     send_empty: bool
     dry_run: bool
+    pace_day: int | None  # ISO weekday of the alert that checks contracts' pace; None: never
+    pace_margin_percent: float
 
 
 def _emails(text: str) -> tuple[str, ...]:
@@ -67,6 +71,17 @@ def _working_days(text: str) -> tuple[int, ...]:
             f"mon,tue,wed,thu,fri, got {text!r}."
         )
     return tuple(sorted({DAY_NAMES.index(d) + 1 for d in days}))
+
+
+def _pace_day(text: str) -> int | None:
+    day = text.strip().lower()[:3]
+    if day in ("non", "off"):
+        return None
+    if day not in DAY_NAMES:
+        raise ConfigurationError(
+            f"JIBBLE_ALERT_PACE_DAY must be a day name like wed (or none), got {text!r}."
+        )
+    return DAY_NAMES.index(day) + 1
 
 
 def _holidays(text: str) -> tuple[date, ...]:
@@ -109,4 +124,6 @@ def load_alert_settings(environ: Mapping[str, str] | None = None) -> AlertSettin
         send_empty=bool(flag_setting(env, "JIBBLE_ALERT_SEND_EMPTY")),
         # The demo's alerts are a dry run unless asked otherwise: its agents are synthetic.
         dry_run=base.demo_mode if dry_run is None else dry_run,
+        pace_day=_pace_day(env.get("JIBBLE_ALERT_PACE_DAY") or DEFAULT_PACE_DAY),
+        pace_margin_percent=number_setting(env, "JIBBLE_ALERT_PACE_MARGIN", 10.0, float, minimum=0),
     )

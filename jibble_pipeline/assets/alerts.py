@@ -12,12 +12,15 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from jibble_pipeline.alerts.clients import pace_problems, past_cutoff_problems
 from jibble_pipeline.alerts.message import build_alert
+from jibble_pipeline.alerts.pace import is_pace_day
 from jibble_pipeline.alerts.problems import is_working_day, load_problems
 from jibble_pipeline.alerts.resources import AlertResource
 from jibble_pipeline.alerts.sending import send_alert, unsent
 from jibble_pipeline.assets.metadata import table_metadata
 from jibble_pipeline.digest.resources import EmailResource
+from jibble_pipeline.digest.sending import unknown_deliveries
 from jibble_pipeline.partitions import daily_partitions
 from jibble_pipeline.schema import SENT_ALERTS
 from jibble_pipeline.warehouse.names import load_names
@@ -40,7 +43,7 @@ class AlertConfig(dg.Config):
     partitions_def=daily_partitions,
     # A day's alert is one message: a backfill of past days runs (and sends) each on its own.
     backfill_policy=dg.BackfillPolicy.multi_run(1),
-    deps=["sessions", "daily_attendance", "quarantined_entries", "agents"],
+    deps=["sessions", "daily_attendance", "quarantined_entries", "agents", "client_directory"],
     group_name=GROUP,
     kinds={"email", "slack", "postgres"},
 )
@@ -53,15 +56,25 @@ def operations_alert(
 ) -> dg.MaterializeResult:
     """A work date's sessions still open or with no clock-out, automatic clock-outs, orphan
     clock-outs, entries in quarantine and (on a working day) agents of a group who tracked
-    nothing, per client group, as one message. Sent once per recipient (``sent_alerts``);
-    an empty day sends nothing unless ``JIBBLE_ALERT_SEND_EMPTY`` is set."""
+    nothing, per client group, as one message; first, the clients whose reported weeks
+    changed past the correction cut-off and, mid-week, those behind their contract's pace.
+    Sent once per recipient (``sent_alerts``); an empty day sends nothing unless
+    ``JIBBLE_ALERT_SEND_EMPTY`` is set."""
     day = date.fromisoformat(context.partition_key)
     store = warehouse.open()
+    names = load_names(warehouse)
     working_day = is_working_day(day, alerts.working_days, alerts.holiday_dates)
-    alert = build_alert(day, load_problems(store, day, working_day), load_names(warehouse))
+    pace_checked = is_pace_day(day, alerts.pace_day)
+    of_clients = past_cutoff_problems(store, day)
+    if pace_checked:
+        margin = alerts.pace_margin_percent
+        holidays = alerts.holiday_dates
+        of_clients += pace_problems(store, day, names, alerts.working_days, holidays, margin)
+    alert = build_alert(day, load_problems(store, day, working_day), names, of_clients)
     metadata: dict[str, Any] = {
         "problems": alert.count,
         "working_day": working_day,
+        "pace_checked": pace_checked,
         "per_group": table_metadata(pd.DataFrame(alert.per_group())),
         "message": dg.MetadataValue.md(f"```\n{alert.text}```"),
     }
@@ -100,6 +113,7 @@ def operations_alert(
     metadata |= {
         "sent": len(outcomes) - len(failed),
         "failed": len(failed),
+        "delivery_unknown": len(unknown_deliveries(log, day, day, context.log.warning)),
         "outcomes": table_metadata(pd.DataFrame(table)),
     }
     if failed:

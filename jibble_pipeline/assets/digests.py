@@ -15,13 +15,16 @@ from dagster._core.definitions.declarative_automation.operators import AndAutoma
 
 from jibble_pipeline.assets.metadata import hours_bar_chart, table_metadata
 from jibble_pipeline.assets.tables import column_schema
+from jibble_pipeline.digest.content import ClientDigest
 from jibble_pipeline.digest.directory import clients_from_frame, directory_frame
+from jibble_pipeline.digest.ledger import Ledger, Version
 from jibble_pipeline.digest.resources import ClientDirectoryResource, EmailResource, ReportsResource
 from jibble_pipeline.digest.sending import (
     ExportAttachments,
     no_attachments,
     of_clients,
     send_digests,
+    unknown_deliveries,
     unsent,
 )
 from jibble_pipeline.digest.site import EXPORT_SUFFIXES
@@ -67,17 +70,23 @@ def client_directory(
     load = clients.load()
     frame = directory_frame(load, clients.description, datetime.now(UTC))
     if load.skipped:
-        context.log.warning(f"{len(load.skipped)} directory row(s) skipped (see metadata)")
+        context.log.warning(
+            f"{len(load.skipped)} directory row(s) skipped, or their contract left out (see "
+            "metadata)"
+        )
     if not load.clients:
         context.log.warning(f"The client directory ({clients.description}) lists no client.")
     context.add_output_metadata(
         {
             "source": clients.description,
             "clients": len(load.clients),
+            "clients_with_a_contract": sum(c.contract is not None for c in load.clients),
             "mappings": len(frame),
             "skipped_rows": len(load.skipped),
             "skipped": table_metadata(pd.DataFrame([s.model_dump() for s in load.skipped])),
-            "directory": table_metadata(frame[["email", "client_name", "group_id"]]),
+            "directory": table_metadata(
+                frame[["email", "client_name", "group_id", "contracted_hours"]]
+            ),
         }
     )
     return frame
@@ -150,6 +159,11 @@ class SendConfig(dg.Config):
     dry_run: bool = False
 
 
+def reported_version(row: Mapping) -> Version:
+    """The ledger's version of a digest (a row of ``client_digests``) when it is sent."""
+    return Version("digest", ClientDigest.model_validate(row["content"]), row["subject"])
+
+
 def _count_of_week(digests: Sequence[Mapping], week: date) -> int:
     return sum(row["week_start"] == week for row in digests)
 
@@ -216,7 +230,9 @@ def sent_digests(
 ) -> dg.MaterializeResult:
     """Emails each client its week's digest once: the ``sent_digests`` log skips clients
     already sent (unless forced), records failures per client, and the next run retries
-    them. A dry run (configured, or no email backend) sends nothing and changes no row.
+    them; each digest sent records its figures in the as-reported ledger. A dry run sends
+    nothing and changes no row of the log; when the deployment sends nothing (no email
+    backend, ``JIBBLE_DIGEST_DRY_RUN``) the ledger records the week as rehearsed.
     Each digest carries its week's exports (unless ``JIBBLE_DIGEST_ATTACHMENTS=false``); a
     file missing from the reports folder is left out with a warning, the digest still goes."""
     digests, missing = of_clients(client_digests, config.clients)
@@ -228,12 +244,16 @@ def sent_digests(
             f"No digests rendered for {', '.join(w.isoformat() for w in weeks)}: materialise "
             "client_digests first (the send_weekly_digests job does both)."
         )
-    log = SentLog(warehouse.open())
+    store = warehouse.open()
+    log, ledger = SentLog(store), Ledger(store)
     records = digests.to_dict(orient="records")
     reason = "run config dry_run" if config.dry_run else email.dry_run_reason
     if reason:
         would = unsent(records, log, weeks, force=config.force)
         context.log.info(f"Dry run ({reason}): would send {len(would)} digest(s), sent none.")
+        if not config.dry_run:  # a deployment that sends nothing rehearses: see ledger.py
+            rehearsed = [reported_version(row) for row in would]
+            ledger.record(rehearsed, datetime.now(UTC), True, context.run.run_id, not config.force)
         for week in weeks:
             metadata = dry_run_metadata(week, reason, records, would)
             context.add_asset_metadata(metadata, partition_key=week.isoformat())
@@ -248,6 +268,10 @@ def sent_digests(
         force=config.force,
         info=context.log.info,
         attach=attachments or no_attachments,
+        on_sent=ledger.on_sent(
+            {(row["week_start"], row["client_email"]): reported_version(row) for row in records},
+            context.run.run_id,
+        ),
     )
     if attachments and attachments.missing:
         context.log.warning(
@@ -255,8 +279,10 @@ def sent_digests(
             "digests went without them); re-materialise client_digests for the week to "
             "rewrite them: " + ", ".join(m["file"] for m in attachments.missing[:5])
         )
+    unknown = unknown_deliveries(log, min(weeks), max(weeks), context.log.warning)
     for week in weeks:
         metadata = sent_metadata(week, email.backend, records, outcomes, attachments)
+        metadata["delivery_unknown"] = int((unknown["week_start"] == week).sum())
         context.add_asset_metadata(metadata, partition_key=week.isoformat())
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
@@ -281,10 +307,12 @@ def sent_digests(
         "sessions": dg.AssetIn(partition_mapping=week_of_days),
         "daily_attendance": dg.AssetIn(partition_mapping=week_of_days),
     },
+    # After the sending steps of its run: the pages show what each client was told.
+    deps=["sent_digests", "sent_corrections"],
     partitions_def=weekly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     automation_condition=_follows("sessions", "daily_attendance").with_label(
-        "digests re-rendered (latest two weeks)"
+        "digests re-rendered or sent (latest two weeks)"
     ),
     group_name=GROUP,
     kinds={"html"},
@@ -297,14 +325,17 @@ def report_site(
     warehouse: WarehouseResource,
     reports: ReportsResource,
 ) -> dg.MaterializeResult:
-    """The internal report site: index of clients -> a client's week -> an agent's week with
-    the daily timeline of clock-in/out and sessions. Static files under the reports folder;
-    serve them with ``python -m jibble_pipeline.digest.serve``."""
+    """The internal report site: index of clients -> a client's week (a chart of its last 12
+    weeks against its contract, the digest, what it was told version by version and each
+    version next to the week now) -> an agent's week (hours per day as a chart, the daily
+    timeline of clock-in/out and sessions). Static files under the reports folder, charts
+    inline SVG; serve them with ``jibble-pipeline serve-reports``."""
     names = load_names(warehouse)
+    store = warehouse.open()
     generated = datetime.now(UTC)
     for week in run_weeks(context):
         site = publish_site_week(
-            reports.path, week, client_digests, sessions, daily_attendance, names, generated
+            reports.path, week, client_digests, sessions, daily_attendance, names, generated, store
         )
         per_day = hours_bar_chart(site.work_seconds_per_day(), "Work hours per work date")
         context.add_asset_metadata(
@@ -316,7 +347,7 @@ def report_site(
             },
             partition_key=week.isoformat(),
         )
-    index = publish_index(reports.path, warehouse.open(), generated)
+    index = publish_index(reports.path, store, generated)
     return dg.MaterializeResult(metadata={"index": dg.MetadataValue.path(str(index))})
 
 

@@ -16,7 +16,8 @@ from typing import Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from jibble_pipeline.digest.directory import Client
+from jibble_pipeline.digest.directory import Client, Contract
+from jibble_pipeline.rules.formatting import format_hours
 from jibble_pipeline.warehouse.names import Names
 
 NoteKind = Literal["incomplete", "open", "auto_out"]
@@ -34,6 +35,7 @@ class _Model(BaseModel):
 class ActivityHours(_Model):
     activity: str
     seconds: int
+    activity_id: str | None = None  # None: no activity (or a digest stored before ids)
 
 
 class AgentHours(_Model):
@@ -42,6 +44,54 @@ class AgentHours(_Model):
     groups: list[str]
     seconds: int
     activities: list[ActivityHours]
+
+
+class Delivery(_Model):
+    """Hours delivered against a contract's: the share, and the shortfall (negative: over)."""
+
+    delivered_seconds: int
+    contracted_seconds: int
+    contract_label: str  # ``3 seats × 40:00``, ``120:00 a week``
+
+    @property
+    def percent(self) -> float:
+        return 100 * self.delivered_seconds / self.contracted_seconds
+
+    @property
+    def shortfall_seconds(self) -> int:
+        return self.contracted_seconds - self.delivered_seconds
+
+    @property
+    def text(self) -> str:
+        """``112:30 of 120:00 contracted (3 seats × 40:00): 93.8 %, short 7:30``.
+
+        >>> Delivery(delivered_seconds=405000, contracted_seconds=432000,
+        ...          contract_label="3 seats × 40:00").text
+        '112:30 of 120:00 contracted (3 seats × 40:00): 93.8 %, short 7:30'
+        >>> Delivery(delivered_seconds=7200, contracted_seconds=3600, contract_label="x").text
+        '2:00 of 1:00 contracted (x): 200.0 %, over by 1:00'
+        >>> Delivery(delivered_seconds=35980, contracted_seconds=36000, contract_label="x").text
+        '10:00 of 10:00 contracted (x): 99.9 %, met'
+        """
+        short = self.shortfall_seconds
+        gap = "met"  # within half a minute: the figures print the same
+        if format_hours(abs(short)) != "0:00":
+            gap = f"short {format_hours(short)}" if short > 0 else f"over by {format_hours(-short)}"
+        return (
+            f"{format_hours(self.delivered_seconds)} of {format_hours(self.contracted_seconds)}"
+            f" contracted ({self.contract_label}): {self.percent:.1f} %, {gap}"
+        )
+
+
+def delivery(delivered_seconds: int, contract: Contract | None) -> Delivery | None:
+    """Delivered against ``contract``; None without one (or with a contract of no hours)."""
+    if contract is None or contract.seconds <= 0:
+        return None
+    return Delivery(
+        delivered_seconds=delivered_seconds,
+        contracted_seconds=contract.seconds,
+        contract_label=contract.label,
+    )
 
 
 class DayHours(_Model):
@@ -80,6 +130,7 @@ class ClientDigest(_Model):
     days: list[DayHours]
     notes: list[Note]
     attachments: list[str] = []  # file names of the week's exports the email carries
+    delivery: Delivery | None = None  # against the client's contract, when it has one
 
     @property
     def week_end(self) -> date:
@@ -155,13 +206,17 @@ def build_client_digest(
 
     agents = []
     for person_id, rows in hours.groupby("person_id", sort=False):
-        per_activity = (
-            rows.assign(label=[names.activity(a) for a in rows["activity_id"]])
-            .groupby("label")["work_seconds"]
-            .sum()
-        )
-        per_activity = per_activity[per_activity > 0].sort_index()
-        per_activity = per_activity.sort_values(ascending=False, kind="stable")
+        per_activity = rows.groupby("activity_id", dropna=False)["work_seconds"].sum()
+        activities = [
+            ActivityHours(
+                activity=names.activity(_text(activity_id)),
+                seconds=int(seconds),
+                activity_id=_text(activity_id),
+            )
+            for activity_id, seconds in per_activity.items()
+            if seconds > 0
+        ]
+        activities.sort(key=lambda a: (-a.seconds, a.activity, a.activity_id or ""))
         group_names = sorted({names.group(g) for g in rows["group_id"]})
         agents.append(
             AgentHours(
@@ -169,10 +224,7 @@ def build_client_digest(
                 agent=names.agent(str(person_id)),
                 groups=group_names,
                 seconds=int(rows["work_seconds"].sum()),
-                activities=[
-                    ActivityHours(activity=str(label), seconds=int(seconds))
-                    for label, seconds in per_activity.items()
-                ],
+                activities=activities,
             )
         )
     agents.sort(key=lambda a: (-a.seconds, a.agent.lower(), a.person_id))
@@ -200,13 +252,15 @@ def build_client_digest(
                 offset_minutes=offset,
             )
         )
+    total = int(hours["work_seconds"].sum())
     return ClientDigest(
         week_start=week_start,
         client_email=client.email,
         client_name=client_name(client, names),
         group_ids=list(client.group_ids),
         group_names=[names.group(g) for g in client.group_ids],
-        total_seconds=int(hours["work_seconds"].sum()),
+        total_seconds=total,
+        delivery=delivery(total, client.contract),
         agents=agents,
         days=days,
         notes=notes,

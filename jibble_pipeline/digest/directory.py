@@ -5,7 +5,9 @@ Both sources go through the same reading rules:
 
 - emails are compared case-insensitively (stored lower-cased); rows of the same email merge;
 - a group cell may hold one id, a list of ids, or a comma-separated string (or any mix);
-- a row with no usable email or no group id is skipped and reported, never dropped silently.
+- a row with no usable email or no group id is skipped and reported, never dropped silently;
+- a client may carry the hours it buys each week (``Contract``): contracted hours, or seats ×
+  hours per seat. A contract that cannot be read is left out and reported; the client stays.
 
 The directory is a snapshot: whatever the source no longer lists is gone from the next one.
 """
@@ -25,6 +27,7 @@ import httpx
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from jibble_pipeline.rules.formatting import format_hours
 from jibble_pipeline.transport import (
     ApiSession,
     Pacing,
@@ -36,27 +39,57 @@ from jibble_pipeline.transport import (
 AIRTABLE_EMAIL_FIELD = "Email"
 AIRTABLE_GROUP_FIELD = "Jibble Group ID"
 AIRTABLE_PAGE_SIZE = 100  # Airtable's maximum
-DIRECTORY_COLUMNS = ["email", "group_id", "client_name", "source", "synced_at"]
+DIRECTORY_COLUMNS = [
+    "email", "group_id", "client_name", "contracted_hours", "seats", "hours_per_seat", "source",
+    "synced_at",
+]  # fmt: skip
 _EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 _SEPARATORS = re.compile(r"[,;\n]")
 # Keys accepted in a clients file (case-insensitive), besides the Airtable field names.
 _FILE_EMAIL_KEYS = ("email", AIRTABLE_EMAIL_FIELD.lower())
 _FILE_GROUP_KEYS = ("groups", "group_ids", "group_id", AIRTABLE_GROUP_FIELD.lower())
 _FILE_NAME_KEYS = ("name", "client", "client_name")
+_FILE_HOURS_KEYS = ("contracted_hours", "contract_hours", "hours_per_week")
+_FILE_SEATS_KEYS = ("seats",)
+_FILE_SEAT_HOURS_KEYS = ("hours_per_seat", "seat_hours")
 
 
 class DirectoryError(RuntimeError):
     """The directory could not be read; the message says why (never with a secret)."""
 
 
+class Contract(BaseModel):
+    """The hours a client buys each week: ``hours``, given as such or as ``seats`` ×
+    ``hours_per_seat``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    hours: float
+    seats: int | None = None
+    hours_per_seat: float | None = None
+
+    @property
+    def seconds(self) -> int:
+        return round(self.hours * 3600)
+
+    @property
+    def label(self) -> str:
+        """``3 seats × 40:00`` or ``120:00 a week``."""
+        if self.seats is not None and self.hours_per_seat is not None:
+            per_seat = format_hours(self.hours_per_seat * 3600)
+            return f"{self.seats} seat{'' if self.seats == 1 else 's'} × {per_seat}"
+        return f"{format_hours(self.seconds)} a week"
+
+
 class Client(BaseModel):
-    """One digest recipient and the Jibble groups whose hours it receives."""
+    """One digest recipient, the Jibble groups whose hours it receives and its contract."""
 
     model_config = ConfigDict(frozen=True)
 
     email: str
     name: str | None = None
     group_ids: tuple[str, ...]
+    contract: Contract | None = None
 
 
 class SkippedRow(BaseModel):
@@ -110,11 +143,50 @@ def parse_group_ids(value: Any) -> list[str]:
     return found
 
 
-def merge_rows(rows: Iterable[tuple[str, Any, Any, Any]]) -> DirectoryLoad:
-    """``(row reference, email, groups, name)`` rows as clients, one per email."""
-    merged: dict[str, tuple[str | None, list[str]]] = {}
+def _amount(value: Any, what: str, whole: bool = False) -> float | None:
+    """A positive number from a cell (a number, or text like ``37.5``); None when empty."""
+    if value is None or (isinstance(value, str) and not value.strip()) or value == []:
+        return None
+    if isinstance(value, list) and len(value) == 1:  # an Airtable lookup of one value
+        value = value[0]
+    try:
+        number = float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if isinstance(value, bool) or not number > 0 or number == float("inf"):
+        raise ValueError(f"{what} must be a positive number, got {value!r}")
+    if whole and not number.is_integer():
+        raise ValueError(f"{what} must be a whole number, got {value!r}")
+    return number
+
+
+def parse_contract(hours: Any, seats: Any, hours_per_seat: Any) -> Contract | None:
+    """The contract of a row: contracted hours a week, or seats × hours per seat; None when
+    the row gives none.
+
+    >>> parse_contract("120", None, None).label, parse_contract(None, 3, 40).hours
+    ('120:00 a week', 120.0)
+    >>> parse_contract(None, None, None) is None
+    True
+    """
+    total = _amount(hours, "contracted hours")
+    count = _amount(seats, "seats", whole=True)
+    each = _amount(hours_per_seat, "hours per seat")
+    if total is not None and (count is not None or each is not None):
+        raise ValueError("give contracted hours or seats × hours per seat, not both")
+    if (count is None) != (each is None):
+        raise ValueError("seats need hours per seat, and hours per seat need seats")
+    if count is not None and each is not None:
+        return Contract(hours=count * each, seats=int(count), hours_per_seat=each)
+    return None if total is None else Contract(hours=total)
+
+
+def merge_rows(rows: Iterable[tuple[str, Any, Any, Any, tuple[Any, Any, Any]]]) -> DirectoryLoad:
+    """``(row reference, email, groups, name, (contracted hours, seats, hours per seat))``
+    rows as clients, one per email. A contract is the first one an email's rows give."""
+    merged: dict[str, tuple[str | None, list[str], Contract | None]] = {}
     skipped: list[SkippedRow] = []
-    for ref, email_value, groups_value, name_value in rows:
+    for ref, email_value, groups_value, name_value, contract_values in rows:
         email = normalise_email(email_value)
         if email is None:
             reason = "no email" if email_value in (None, "", []) else "not one email address"
@@ -128,16 +200,25 @@ def merge_rows(rows: Iterable[tuple[str, Any, Any, Any]]) -> DirectoryLoad:
         if not groups:
             skipped.append(SkippedRow(row=ref, reason=f"no Jibble group id for {email}"))
             continue
+        try:
+            contract = parse_contract(*contract_values)
+        except ValueError as exc:
+            skipped.append(SkippedRow(row=ref, reason=f"contract left out for {email}: {exc}"))
+            contract = None
         # One line: a name from Airtable may carry line breaks (mail headers must not).
         name = " ".join(name_value.split()) if isinstance(name_value, str) else None
-        known_name, known_groups = merged.get(email, (None, []))
+        known_name, known_groups, known_contract = merged.get(email, (None, [], None))
+        if known_contract and contract and contract != known_contract:
+            reason = f"contract left out for {email}: an earlier row gives {known_contract.label}"
+            skipped.append(SkippedRow(row=ref, reason=reason))
         merged[email] = (
             known_name or name or None,
             known_groups + [g for g in groups if g not in known_groups],
+            known_contract or contract,
         )
     clients = [
-        Client(email=email, name=name, group_ids=tuple(groups))
-        for email, (name, groups) in sorted(merged.items())
+        Client(email=email, name=name, group_ids=tuple(groups), contract=contract)
+        for email, (name, groups, contract) in sorted(merged.items())
     ]
     return DirectoryLoad(clients=clients, skipped=skipped)
 
@@ -149,6 +230,9 @@ def directory_frame(load: DirectoryLoad, source: str, synced_at: datetime) -> pd
             "email": client.email,
             "group_id": group_id,
             "client_name": client.name,
+            "contracted_hours": client.contract.hours if client.contract else None,
+            "seats": client.contract.seats if client.contract else None,
+            "hours_per_seat": client.contract.hours_per_seat if client.contract else None,
             "source": source,
             "synced_at": synced_at,
         }
@@ -157,7 +241,9 @@ def directory_frame(load: DirectoryLoad, source: str, synced_at: datetime) -> pd
     ]
     frame = pd.DataFrame(rows, columns=DIRECTORY_COLUMNS)
     frame["synced_at"] = pd.to_datetime(frame["synced_at"], utc=True)
-    return frame.astype({c: object for c in DIRECTORY_COLUMNS if c != "synced_at"})
+    numbers = {"contracted_hours": "float64", "seats": "Int64", "hours_per_seat": "float64"}
+    text = {c: object for c in DIRECTORY_COLUMNS if c not in numbers and c != "synced_at"}
+    return frame.astype({**text, **numbers})
 
 
 def clients_from_frame(frame: pd.DataFrame) -> list[Client]:
@@ -165,11 +251,21 @@ def clients_from_frame(frame: pd.DataFrame) -> list[Client]:
     clients = []
     for email, rows in frame.groupby("email", sort=True):
         names = [n for n in rows["client_name"] if isinstance(n, str) and n]
+        first = rows.iloc[0]
+        contract = None
+        if pd.notna(first.get("contracted_hours")):
+            seats, each = first.get("seats"), first.get("hours_per_seat")
+            contract = Contract(
+                hours=float(first["contracted_hours"]),
+                seats=None if pd.isna(seats) else int(seats),
+                hours_per_seat=None if pd.isna(each) else float(each),
+            )
         clients.append(
             Client(
                 email=str(email),
                 name=names[0] if names else None,
                 group_ids=tuple(dict.fromkeys(str(g) for g in rows["group_id"])),
+                contract=contract,
             )
         )
     return clients
@@ -189,7 +285,8 @@ def _pick(row: dict[str, Any], keys: tuple[str, ...]) -> Any:
 def load_clients_file(path: Path) -> DirectoryLoad:
     """A YAML file (a list of clients, or ``clients:`` holding one) or a CSV file with a
     header row. Keys: ``email``; ``groups`` (or ``group_ids``, ``group_id``,
-    ``Jibble Group ID``); optional ``name``."""
+    ``Jibble Group ID``); optional ``name``; optional contract: ``contracted_hours`` (a
+    week's), or ``seats`` and ``hours_per_seat``."""
     if not path.is_file():
         raise DirectoryError(f"The clients file {path} does not exist (JIBBLE_CLIENTS_FILE).")
     suffix = path.suffix.lower()
@@ -222,12 +319,31 @@ def load_clients_file(path: Path) -> DirectoryLoad:
             _pick(record, _FILE_EMAIL_KEYS),
             _pick(record, _FILE_GROUP_KEYS),
             _pick(record, _FILE_NAME_KEYS),
+            (
+                _pick(record, _FILE_HOURS_KEYS),
+                _pick(record, _FILE_SEATS_KEYS),
+                _pick(record, _FILE_SEAT_HOURS_KEYS),
+            ),
         )
         for ref, record in zip(refs, records, strict=True)
     )
 
 
 # -------------------------------------------------------------------------- Airtable
+
+
+@dataclass(frozen=True)
+class ContractFields:
+    """The Airtable fields of a client's contract, each optional: contracted hours a week, or
+    seats and hours per seat. Only the fields named here are asked for."""
+
+    hours: str | None = None
+    seats: str | None = None
+    hours_per_seat: str | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return [f for f in (self.hours, self.seats, self.hours_per_seat) if f]
 
 
 class AirtableSource:
@@ -249,6 +365,7 @@ class AirtableSource:
         *,
         api_url: str = "https://api.airtable.com",
         name_field: str | None = None,
+        contract_fields: ContractFields | None = None,
         timeout_seconds: float = 30.0,
         retry: RetryPolicy | None = None,
         pacing: Pacing | None = None,
@@ -260,6 +377,7 @@ class AirtableSource:
         self.table = table
         self.api_url = api_url.rstrip("/")
         self.name_field = name_field
+        self.contract_fields = contract_fields or ContractFields()
         self.timeout_seconds = timeout_seconds
         self.retry = retry or RetryPolicy(max_attempts=5, initial_wait_seconds=1.0)
         self.pacing = pacing or self.PACING
@@ -273,7 +391,9 @@ class AirtableSource:
     @property
     def fields(self) -> list[str]:
         names = [AIRTABLE_EMAIL_FIELD, AIRTABLE_GROUP_FIELD]
-        return [*names, self.name_field] if self.name_field else names
+        if self.name_field:
+            names.append(self.name_field)
+        return names + self.contract_fields.names
 
     def records(self) -> Iterator[dict[str, Any]]:
         url = f"{self.api_url}/v0/{quote(self.base_id, safe='')}/{quote(self.table, safe='')}"
@@ -330,12 +450,21 @@ class AirtableSource:
             raise DirectoryError(f"{self.description}: Airtable sent invalid JSON.") from None
 
     def load(self) -> DirectoryLoad:
+        def field(record: dict[str, Any], name: str | None) -> Any:
+            return (record.get("fields") or {}).get(name) if name else None
+
+        contract = self.contract_fields
         return merge_rows(
             (
                 str(record.get("id", "?")),
-                (record.get("fields") or {}).get(AIRTABLE_EMAIL_FIELD),
-                (record.get("fields") or {}).get(AIRTABLE_GROUP_FIELD),
-                (record.get("fields") or {}).get(self.name_field) if self.name_field else None,
+                field(record, AIRTABLE_EMAIL_FIELD),
+                field(record, AIRTABLE_GROUP_FIELD),
+                field(record, self.name_field),
+                (
+                    field(record, contract.hours),
+                    field(record, contract.seats),
+                    field(record, contract.hours_per_seat),
+                ),
             )
             for record in self.records()
         )

@@ -8,8 +8,10 @@ digest's hours per day and Notes come from; docs/rules.md, Sessions):
   agent's own clock *with that instant's UTC offset* (``2025-01-06 09:00+08:00``; seconds are
   shown when they are not zero), its status, the automatic clock-out flag and its duration;
 - **hours**: work hours of complete work sessions per agent, group, activity and work date,
-  and a last ``Total`` row: the digest's total (docs/rules.md, Weekly hours; when
-  ``weekly_hours`` and the sessions disagree, ``client_digests`` already warns).
+  then a ``Total`` row: the digest's total (docs/rules.md, Weekly hours; when
+  ``weekly_hours`` and the sessions disagree, ``client_digests`` already warns); for a client
+  with a contract, two rows more: the hours contracted, and the shortfall (or the hours over)
+  with the share delivered.
 
 Each is a CSV (UTF-8 with a byte-order mark, which is how Excel knows the file is UTF-8 and
 shows accented names right; CRLF line ends) and both are sheets of one workbook (``.xlsx``:
@@ -31,7 +33,7 @@ from typing import Any
 import pandas as pd
 import xlsxwriter
 
-from jibble_pipeline.digest.content import ClientDigest, local_start, week_sessions
+from jibble_pipeline.digest.content import ClientDigest, Delivery, local_start, week_sessions
 from jibble_pipeline.digest.site import EXPORT_SUFFIXES, export_file
 from jibble_pipeline.rules.formatting import format_hours
 from jibble_pipeline.warehouse.names import Names
@@ -60,21 +62,39 @@ _MAX_WIDTH = 60
 @dataclass(frozen=True)
 class ClientExport:
     """A client's week as two display tables (columns ``SESSION_COLUMNS``, ``HOURS_COLUMNS``;
-    ``hours`` without its total row) and the total in seconds."""
+    ``hours`` without its total rows), the total in seconds and the delivery against the
+    client's contract (None without one)."""
 
     week: date
     client_email: str
     sessions: pd.DataFrame
     hours: pd.DataFrame
     total_seconds: int
+    delivery: Delivery | None = None
+
+    def summary_rows(self) -> list[dict[str, object]]:
+        """The rows under the hours: ``Total``, then with a contract ``Contracted (...)`` and
+        ``Shortfall (93.8 % delivered)`` (or ``Over contract``, or ``Contract met``)."""
+        rows: list[tuple[str, int]] = [(TOTAL, self.total_seconds)]
+        if self.delivery is not None:
+            done, short = self.delivery, self.delivery.shortfall_seconds
+            rows.append((f"Contracted ({done.contract_label})", done.contracted_seconds))
+            label = "Shortfall" if short > 0 else ("Over contract" if short < 0 else "Contract met")
+            if format_hours(abs(short)) == "0:00":
+                label = "Contract met"  # within half a minute, as the digest says
+            rows.append((f"{label} ({done.percent:.1f} % delivered)", abs(short)))
+        return [
+            {
+                "Agent": label,
+                "Hours (h:mm)": format_hours(seconds),
+                "Hours (decimal)": seconds / 3600,
+            }
+            for label, seconds in rows
+        ]
 
     def hours_with_total(self) -> pd.DataFrame:
-        total = {
-            "Agent": TOTAL,
-            "Hours (h:mm)": format_hours(self.total_seconds),
-            "Hours (decimal)": self.total_seconds / 3600,
-        }
-        return pd.concat([self.hours, pd.DataFrame([total])], ignore_index=True)[HOURS_COLUMNS]
+        summary = pd.DataFrame(self.summary_rows())
+        return pd.concat([self.hours, summary], ignore_index=True)[HOURS_COLUMNS]
 
     def files(self) -> dict[str, bytes]:
         """``digests/<week>/<client>-hours.xlsx``, ``-hours.csv``, ``-sessions.csv``."""
@@ -186,6 +206,7 @@ def build_client_export(digest: ClientDigest, sessions: pd.DataFrame, names: Nam
         sessions=pd.DataFrame(rows, columns=SESSION_COLUMNS),
         hours=per_day[HOURS_COLUMNS].reset_index(drop=True),
         total_seconds=int(per_day["seconds"].sum()),
+        delivery=digest.delivery,
     )
 
 
@@ -247,14 +268,14 @@ class _Formats:
         return self._by_column.get(column)
 
 
-def _write_sheet(
-    sheet: Any, frame: pd.DataFrame, formats: _Formats, bold_last_row: bool = False
-) -> None:
+def _write_sheet(sheet: Any, frame: pd.DataFrame, formats: _Formats, summary_rows: int = 0) -> None:
+    """The frame with a bold header; its last ``summary_rows`` rows (totals) bold too and
+    outside the filter."""
     columns = [str(c) for c in frame.columns]
     sheet.write_row(0, 0, columns, formats.bold)
     last = len(frame)
     for r, record in enumerate(frame.itertuples(index=False), start=1):
-        total = bold_last_row and r == last
+        total = r > last - summary_rows
         for c, value in enumerate(record):
             if _missing(value):
                 continue
@@ -272,7 +293,7 @@ def _write_sheet(
     for c, name in enumerate(columns):
         sheet.set_column(c, c, min(_column_width(frame, name) + 2, _MAX_WIDTH))
     sheet.freeze_panes(1, 0)
-    sheet.autofilter(0, 0, max(last - (1 if bold_last_row else 0), 0), len(columns) - 1)
+    sheet.autofilter(0, 0, max(last - summary_rows, 0), len(columns) - 1)
 
 
 def workbook_bytes(export: ClientExport) -> bytes:
@@ -285,7 +306,8 @@ def workbook_bytes(export: ClientExport) -> bytes:
     book = xlsxwriter.Workbook(buffer, options)
     book.set_properties({"created": datetime.combine(export.week, time())})
     formats = _Formats(book)
-    _write_sheet(book.add_worksheet("Hours"), export.hours_with_total(), formats, True)
+    hours = export.hours_with_total()
+    _write_sheet(book.add_worksheet("Hours"), hours, formats, len(export.summary_rows()))
     _write_sheet(book.add_worksheet("Sessions"), export.sessions, formats)
     book.close()
     return buffer.getvalue()

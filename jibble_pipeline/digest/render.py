@@ -11,16 +11,22 @@ well: nested tables, inline styles, no scripts, no external CSS or images.
 from __future__ import annotations
 
 import re
+from datetime import UTC
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from jibble_pipeline.digest.content import ClientDigest
+from jibble_pipeline.digest.content import ClientDigest, week_label
+from jibble_pipeline.digest.corrections import Correction
 from jibble_pipeline.rules.formatting import format_hours
 
 FOOTNOTE = (
     "Hours are h:mm of completed work sessions. Sessions still open or never clocked out "
     "count no hours until they are closed in Jibble; they are listed under Notes."
+)
+CORRECTION_FOOTNOTE = (
+    "Agents and activities not listed are as reported. Hours are h:mm of completed work "
+    "sessions; a change of a minute or less is not sent."
 )
 ATTACHED = (
     "Attached, to open in a spreadsheet: the hours per agent, activity and day, and every session:"
@@ -52,8 +58,19 @@ environment = Environment(
 )
 
 
+def signed(seconds: int) -> str:
+    """``+0:45``, ``-1:30``."""
+    return ("+" if seconds >= 0 else "-") + format_hours(abs(seconds))
+
+
 environment.globals.update(
-    hours=format_hours, s=_STYLE, footnote=FOOTNOTE, attached=ATTACHED, day_label=day_label
+    hours=format_hours,
+    s=_STYLE,
+    footnote=FOOTNOTE,
+    correction_footnote=CORRECTION_FOOTNOTE,
+    attached=ATTACHED,
+    day_label=day_label,
+    signed=signed,
 )
 
 
@@ -79,6 +96,10 @@ def render_text(digest: ClientDigest) -> str:
         f"Total hours worked: {format_hours(digest.total_seconds)}"
         f" ({len(digest.agents)} agent{'' if len(digest.agents) == 1 else 's'};"
         f" {one_line(', '.join(digest.group_names))})",
+    ]
+    if digest.delivery:
+        lines.append(f"Delivered against contract: {digest.delivery.text}")
+    lines += [
         "",
         "HOURS PER AGENT",
     ]
@@ -108,4 +129,62 @@ def render_text(digest: ClientDigest) -> str:
     if digest.attachments:
         lines += ["", f"{ATTACHED} {', '.join(digest.attachments)}"]
     lines += ["", FOOTNOTE, ""]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------- corrections
+
+
+def correction_subject(correction: Correction) -> str:
+    return one_line(
+        f"Corrected hours for {correction.client_name}: {week_label(correction.week_start)}"
+        f" (correction {correction.number})"
+    )
+
+
+def correction_intro(correction: Correction) -> str:
+    """``Correction 1 of the hours reported on Mon 13 Jan 2025 07:02 UTC``."""
+    at = correction.previous_reported_at.astimezone(UTC)
+    return (
+        f"Correction {correction.number} of the hours reported on "
+        f"{at:%a} {at.day} {at:%b %Y %H:%M} UTC"
+    )
+
+
+def render_correction_html(correction: Correction) -> str:
+    return environment.get_template("correction.html").render(
+        c=correction,
+        subject=correction_subject(correction),
+        week_label=week_label(correction.week_start),
+        intro=correction_intro(correction),
+    )
+
+
+def render_correction_text(correction: Correction) -> str:
+    change = correction.total_after - correction.total_before
+    lines = [
+        f"Corrected weekly hours: {one_line(correction.client_name)}",
+        f"Week of {week_label(correction.week_start)}",
+        f"{correction_intro(correction)}.",
+        "",
+        f"Total hours worked: {format_hours(correction.total_before)} as reported, "
+        f"{format_hours(correction.total_after)} now ({signed(change)})",
+    ]
+    if correction.delivery:
+        lines.append(f"Delivered against contract: {correction.delivery.text}")
+    lines += ["", "WHAT CHANGED (as reported -> now)"]
+    for row in correction.rows:
+        lines.append(
+            f"  {one_line(row.agent)}, {one_line(row.activity)}: "
+            f"{format_hours(row.before_seconds)} -> {format_hours(row.after_seconds)}"
+            f" ({signed(row.after_seconds - row.before_seconds)}); {row.cause_text}"
+        )
+    if correction.days:
+        lines += ["", "HOURS PER DAY THAT CHANGED"]
+        for day in correction.days:
+            lines.append(
+                f"  {day_label(day.day):<12}{format_hours(day.before_seconds):>7} ->"
+                f"{format_hours(day.after_seconds):>7}"
+            )
+    lines += ["", CORRECTION_FOOTNOTE, ""]
     return "\n".join(lines)

@@ -10,12 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
 import dagster as dg
 
-from jibble_pipeline.digest.directory import AirtableSource, DirectoryLoad, load_clients_file
+from jibble_pipeline.digest.corrections import Policy
+from jibble_pipeline.digest.directory import (
+    AirtableSource,
+    ContractFields,
+    DirectoryLoad,
+    load_clients_file,
+)
 from jibble_pipeline.digest.email import EmailSender, ResendSender, SendError, SmtpSender
 from jibble_pipeline.digest.settings import (
     DEFAULT_AIRTABLE_URL,
@@ -41,6 +48,10 @@ class ClientDirectoryResource(dg.ConfigurableResource):
     airtable_table: str = "Clients"
     airtable_url: str = DEFAULT_AIRTABLE_URL
     airtable_name_field: str | None = None
+    # Optional fields of a client's contract: hours a week, or seats and hours per seat.
+    airtable_contract_hours_field: str | None = None
+    airtable_seats_field: str | None = None
+    airtable_hours_per_seat_field: str | None = None
     timeout_seconds: float = 30.0
     max_attempts: int = 5
 
@@ -58,6 +69,11 @@ class ClientDirectoryResource(dg.ConfigurableResource):
                 self.airtable_table,
                 api_url=self.airtable_url,
                 name_field=self.airtable_name_field,
+                contract_fields=ContractFields(
+                    hours=self.airtable_contract_hours_field,
+                    seats=self.airtable_seats_field,
+                    hours_per_seat=self.airtable_hours_per_seat_field,
+                ),
                 timeout_seconds=self.timeout_seconds,
                 retry=RetryPolicy(max_attempts=self.max_attempts, initial_wait_seconds=1.0),
             ).load()
@@ -137,6 +153,19 @@ class EmailResource(dg.ConfigurableResource):
             sender.close()
 
 
+class CorrectionsResource(dg.ConfigurableResource):
+    """When a reported week counts as changed, and when its correction goes
+    (``digest/corrections.py``, ``Policy``)."""
+
+    tolerance_seconds: float = 60.0
+    quiet_hours: float = 2.0
+    cutoff_weeks: int = 8
+
+    @property
+    def policy(self) -> Policy:
+        return Policy(self.tolerance_seconds, timedelta(hours=self.quiet_hours), self.cutoff_weeks)
+
+
 class ReportsResource(dg.ConfigurableResource):
     """The folder of the static report site and the digest files."""
 
@@ -157,6 +186,9 @@ def build_digest_resources(settings: DigestSettings) -> dict[str, object]:
             airtable_table=settings.airtable_table,
             airtable_url=settings.airtable_url,
             airtable_name_field=settings.airtable_name_field,
+            airtable_contract_hours_field=settings.airtable_contract_fields.hours,
+            airtable_seats_field=settings.airtable_contract_fields.seats,
+            airtable_hours_per_seat_field=settings.airtable_contract_fields.hours_per_seat,
         ),
         "email": EmailResource(
             backend=settings.email_backend,
@@ -173,4 +205,9 @@ def build_digest_resources(settings: DigestSettings) -> dict[str, object]:
             resend_api_url=settings.resend_url,
         ),
         "reports": ReportsResource(folder=str(settings.reports_dir)),
+        "corrections": CorrectionsResource(
+            tolerance_seconds=settings.correction_tolerance_seconds,
+            quiet_hours=settings.correction_quiet_hours,
+            cutoff_weeks=settings.correction_cutoff_weeks,
+        ),
     }

@@ -17,12 +17,14 @@ from datetime import time
 from pathlib import Path
 from typing import Literal
 
+from jibble_pipeline.digest.directory import ContractFields
 from jibble_pipeline.settings import (
     ConfigurationError,
     choice_setting,
     clock_setting,
     flag_setting,
     load_settings,
+    number_setting,
     zone_setting,
 )
 
@@ -45,6 +47,7 @@ class DigestSettings:
     airtable_table: str
     airtable_url: str
     airtable_name_field: str | None
+    airtable_contract_fields: ContractFields
     clients_file: Path | None
     email_backend: EmailBackend
     smtp_host: str | None
@@ -61,6 +64,9 @@ class DigestSettings:
     dry_run: bool
     reports_dir: Path
     attachments: bool  # the week's exports (workbook, CSVs) attached to each digest
+    correction_tolerance_seconds: float  # an agent-activity moving by more is a change
+    correction_quiet_hours: float  # how long a changed week must stay as it is
+    correction_cutoff_weeks: int  # weeks ended longer ago are not corrected by email
 
 
 def load_digest_settings(environ: Mapping[str, str] | None = None) -> DigestSettings:
@@ -108,6 +114,11 @@ def load_digest_settings(environ: Mapping[str, str] | None = None) -> DigestSett
         airtable_table=env.get("AIRTABLE_TABLE") or "Clients",
         airtable_url=(env.get("AIRTABLE_API_URL") or DEFAULT_AIRTABLE_URL).rstrip("/"),
         airtable_name_field=env.get("AIRTABLE_NAME_FIELD") or None,
+        airtable_contract_fields=ContractFields(
+            hours=env.get("AIRTABLE_CONTRACT_HOURS_FIELD") or None,
+            seats=env.get("AIRTABLE_SEATS_FIELD") or None,
+            hours_per_seat=env.get("AIRTABLE_HOURS_PER_SEAT_FIELD") or None,
+        ),
         clients_file=clients_path,
         email_backend=backend,  # type: ignore[arg-type]
         smtp_host=smtp_host,
@@ -124,4 +135,13 @@ def load_digest_settings(environ: Mapping[str, str] | None = None) -> DigestSett
         dry_run=backend == "none" or bool(dry_run),
         reports_dir=Path(reports_dir).expanduser() if reports_dir else base.home / "reports",
         attachments=flag_setting(env, "JIBBLE_DIGEST_ATTACHMENTS") is not False,
+        correction_tolerance_seconds=number_setting(
+            env, "JIBBLE_CORRECTION_TOLERANCE_SECONDS", 60.0, float, minimum=0
+        ),
+        correction_quiet_hours=number_setting(
+            env, "JIBBLE_CORRECTION_QUIET_HOURS", 2.0, float, minimum=0
+        ),
+        correction_cutoff_weeks=number_setting(
+            env, "JIBBLE_CORRECTION_CUTOFF_WEEKS", 8, int, minimum=0
+        ),
     )

@@ -7,9 +7,11 @@ it opens from disk or behind any static file server.
     weeks/<monday>/index.html                the week: every client and every agent
     weeks/<monday>/clients/<client>.html     a client's week (the digest, agents linked)
     weeks/<monday>/agents/<agent>.html       an agent's week: daily clock-in/out and sessions
+    weeks/<monday>/reported/<client>-version-<n>.html  each version the client was told
     digests/<monday>/<client>.html|.txt      the digest exactly as emailed
     digests/<monday>/<client>-hours.xlsx     its exports: a workbook, and the same two tables
     digests/<monday>/<client>-hours.csv|-sessions.csv  as CSV (``digest/exports.py``)
+    corrections/<monday>/<client>-correction-<n>.html|.txt  each correction as emailed
 
 Rendering is pure (``render_week``, ``render_index``, ``digest_files`` return
 ``{relative path: text}``); ``publish`` writes a folder of them (text, or bytes for the
@@ -28,10 +30,23 @@ from datetime import date, datetime, timedelta
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
+from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict
 
+from jibble_pipeline.digest.charts import Bar, bar_chart
 from jibble_pipeline.digest.content import ClientDigest, local_start, utc_offset, week_label
-from jibble_pipeline.digest.render import environment, render_text
+from jibble_pipeline.digest.history import (
+    ReportedVersion,
+    compare,
+    first_changed,
+    is_corrected,
+)
+from jibble_pipeline.digest.render import (
+    environment,
+    render_correction_html,
+    render_html,
+    render_text,
+)
 from jibble_pipeline.rules.formatting import format_hours
 from jibble_pipeline.warehouse.names import Names
 
@@ -106,6 +121,11 @@ def digest_dir(week: date) -> str:
 
 def digest_file(week: date, email: str, suffix: str = ".html") -> str:
     return f"{digest_dir(week)}/{slug(email)}{suffix}"
+
+
+def correction_file(week: date, email: str, number: int, suffix: str = ".html") -> str:
+    """A correction of a client's week as emailed (number 1: the first after the digest)."""
+    return f"corrections/{week.isoformat()}/{slug(email)}-correction-{number}{suffix}"
 
 
 # The exports of a client's week, beside its digest (rendered by ``digest/exports.py``).
@@ -280,6 +300,50 @@ def _page(template: str, path: str, title: str, crumbs: list[tuple[str, str]], *
     )
 
 
+TREND_WEEKS = 12
+
+
+def trend_chart(digest: ClientDigest, totals: Mapping[date, int]) -> Markup:
+    """The client's hours per week over the ``TREND_WEEKS`` weeks to the digest's (those the
+    warehouse has), against its contract's line when it has one."""
+    weeks = [digest.week_start - timedelta(weeks=n) for n in range(TREND_WEEKS - 1, -1, -1)]
+    first = min(totals, default=digest.week_start)
+    bars = [
+        Bar(f"{w.day} {w:%b}", totals.get(w, 0), f"Week of {week_label(w)}: "
+            f"{format_hours(totals.get(w, 0))}")
+        for w in weeks
+        if w >= first
+    ]  # fmt: skip
+    contract = digest.delivery.contracted_seconds if digest.delivery else None
+    caption = f"Hours per week of {digest.client_name}, the last {len(bars)} weeks" + (
+        f", against the contract's {format_hours(contract)}" if contract else ""
+    )
+    return Markup(bar_chart(bars, caption, contract, "contract"))
+
+
+def day_chart(agent: AgentWeek) -> Markup:
+    """An agent's work hours per day of the week."""
+    bars = [
+        Bar(f"{d.day:%a} {d.day.day}", d.work_seconds, f"{d.day:%a} {d.day.day} {d.day:%b}: "
+            f"{format_hours(d.work_seconds)}")
+        for d in agent.days
+    ]  # fmt: skip
+    return Markup(bar_chart(bars, f"Work hours per day of {agent.agent}"))
+
+
+def version_file(week: date, email: str, version: int) -> str:
+    """A version of a client's week as it was sent, rendered from the ledger's figures."""
+    return f"{week_dir(week)}/reported/{slug(email)}-version-{version}.html"
+
+
+def version_email(version: ReportedVersion) -> str:
+    """The email of a version, from what the ledger recorded it said: the digest, or the
+    correction (a change past the cut-off renders as the correction it would have been)."""
+    if version.correction is None:
+        return render_html(version.digest)
+    return render_correction_html(version.correction)
+
+
 def digest_files(digests: Sequence[ClientDigest], html: Mapping[str, str]) -> dict[str, str]:
     """``digests/<week>/<client>.html`` (as emailed: ``html`` by client email) and ``.txt``."""
     files = {}
@@ -294,8 +358,14 @@ def render_week(
     digests: Sequence[ClientDigest],
     agents: Sequence[AgentWeek],
     generated_at: datetime,
+    history: Mapping[tuple[date, str], list[ReportedVersion]] | None = None,
+    trends: Mapping[str, Mapping[date, int]] | None = None,
 ) -> dict[str, str]:
-    """The week's pages, by path relative to the site root."""
+    """The week's pages, by path relative to the site root. ``history``: the versions each
+    client was told of the week (the as-reported ledger); ``trends``: each client's hours per
+    week (for the client page's chart)."""
+    history = history or {}
+    trends = trends or {}
     stamp = f"{generated_at:%Y-%m-%d %H:%M}"
     label = week_label(week_start)
     week_index = f"{week_dir(week_start)}/index.html"
@@ -322,6 +392,11 @@ def render_week(
             )
             for d in sorted(digests, key=lambda d: d.client_name.lower())
         ],
+        corrected={
+            d.client_email
+            for d in digests
+            if is_corrected(history.get((week_start, d.client_email), []))
+        },
         agents=[(a, relative(week_index, agent_paths[a.person_id])) for a in agents],
         generated_at=stamp,
     )
@@ -332,6 +407,12 @@ def render_week(
             target = agent_paths.get(person_id)
             return relative(_from, target) if target else "#"
 
+        versions = history.get((week_start, digest.client_email), [])
+        for version in versions:
+            files[version_file(week_start, digest.client_email, version.version)] = version_email(
+                version
+            )
+        comparisons = [compare(v, digest) for v in reversed(versions)]
         files[path] = week_page(
             "site_client.html",
             path,
@@ -340,6 +421,14 @@ def render_week(
             agent_href=agent_href,
             digest_href=relative(path, digest_file(week_start, digest.client_email)),
             exports=export_links(path, week_start, digest.client_email),
+            chart=trend_chart(digest, trends.get(digest.client_email, {})),
+            versions=[
+                (v, relative(path, version_file(week_start, digest.client_email, v.version)))
+                for v in versions
+            ],
+            comparisons=comparisons,
+            opened=first_changed(comparisons),
+            corrected=is_corrected(versions),
         )
     for agent in agents:
         path = agent_paths[agent.person_id]
@@ -352,6 +441,7 @@ def render_week(
             week_label=label,
             position=_position(scale),
             scale_label=_scale_label(scale),
+            chart=day_chart(agent),
         )
     return files
 
@@ -363,11 +453,17 @@ def _scale_label(scale: tuple[int, int]) -> str:
     return f"{hour(scale[0])} to {hour(scale[1])}"
 
 
-def render_index(summary: pd.DataFrame, site_weeks: Sequence[date], generated_at: datetime) -> str:
+def render_index(
+    summary: pd.DataFrame,
+    site_weeks: Sequence[date],
+    generated_at: datetime,
+    corrected: set[tuple[date, str]] | None = None,
+) -> str:
     """``summary``: one row per (week_start, client_email) with ``client_name`` and
     ``total_work_seconds``; a week links to its client page when the site has that week,
-    else to the digest file."""
+    else to the digest file; ``corrected`` (week, client) are marked."""
     have = set(site_weeks)
+    corrected = corrected or set()
     clients = []
     for email, rows in summary.groupby("client_email", sort=False):
         rows = rows.sort_values("week_start", ascending=False)
@@ -380,6 +476,7 @@ def render_index(summary: pd.DataFrame, site_weeks: Sequence[date], generated_at
                     "href": relative("index.html", target),
                     "label": f"{week.day} {week:%b %Y}",
                     "hours": format_hours(row["total_work_seconds"]),
+                    "corrected": (week, email) in corrected,
                 }
             )
         clients.append({"email": email, "name": rows["client_name"].iloc[0], "weeks": weeks})

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -22,8 +22,11 @@ from jibble_pipeline.digest.exports import (
     attachment_name,
     build_client_export,
 )
+from jibble_pipeline.digest.history import corrected_weeks, versions_by_client
+from jibble_pipeline.digest.ledger import Ledger
 from jibble_pipeline.digest.render import render_html, render_text, subject
 from jibble_pipeline.digest.site import (
+    TREND_WEEKS,
     AgentWeek,
     agent_weeks,
     digest_dir,
@@ -44,6 +47,19 @@ INDEX_SUMMARY = (
     "SELECT week_start, client_email, client_name, total_work_seconds FROM {t}"
     " ORDER BY week_start DESC, client_email"
 )
+# Each client's hours per week (its groups' work hours), for the client pages' charts.
+CLIENT_WEEKS = """
+SELECT d.email, w.week_start, sum(w.work_seconds)::bigint AS seconds
+FROM {weekly} w JOIN {directory} d ON d.group_id = w.group_id
+WHERE w.week_start BETWEEN %(first)s AND %(last)s
+GROUP BY d.email, w.week_start
+"""
+
+
+def of_contract(digest: ClientDigest) -> str | None:
+    """``93.8 % of 120:00`` for the UI's tables; None without a contract."""
+    done = digest.delivery
+    return f"{done.percent:.1f} % of {format_hours(done.contracted_seconds)}" if done else None
 
 
 def digest_row(digest: ClientDigest, rendered_at: datetime) -> dict:
@@ -120,6 +136,7 @@ class DigestWeek:
                 "email": digest.client_email,
                 "agents": len(digest.agents),
                 "hours": format_hours(digest.total_seconds),
+                "of_contract": of_contract(digest),
                 "notes": len(digest.notes),
             }
             for digest in self.digests
@@ -162,7 +179,8 @@ class SiteWeek:
     def per_client(self) -> list[dict]:
         return [
             {"client": d.client_name, "email": d.client_email, "agents": len(d.agents),
-             "hours": format_hours(d.total_seconds), "notes": len(d.notes)}
+             "hours": format_hours(d.total_seconds), "of_contract": of_contract(d),
+             "notes": len(d.notes)}
             for d in self.digests
         ]  # fmt: skip
 
@@ -183,6 +201,19 @@ class SiteWeek:
         return pd.Series(per_day, dtype="int64").sort_index()
 
 
+def client_weeks(warehouse: Warehouse, first: date, last: date) -> dict[str, dict[date, int]]:
+    """Each client's work seconds per week of ``first``..``last`` (Mondays), in one query."""
+    query = sql.SQL(CLIENT_WEEKS).format(
+        weekly=warehouse.identifier("weekly_hours"),
+        directory=warehouse.identifier("client_directory"),
+    )
+    frame = warehouse.query_frame(query, {"first": first, "last": last})
+    found: dict[str, dict[date, int]] = {}
+    for email, week, seconds in frame.itertuples(index=False):
+        found.setdefault(email, {})[week] = int(seconds)
+    return found
+
+
 def publish_site_week(
     root: Path,
     week: date,
@@ -191,18 +222,26 @@ def publish_site_week(
     attendance: pd.DataFrame,
     names: Names,
     generated_at: datetime,
+    warehouse: Warehouse,
 ) -> SiteWeek:
-    """Writes ``weeks/<week>/`` from the week's stored digests, sessions and attendance."""
+    """Writes ``weeks/<week>/`` from the week's stored digests, sessions and attendance, with
+    what each client was told of it (the ledger) and each client's last weeks."""
     of_week = client_digests[client_digests["week_start"] == week]
     digests = [ClientDigest.model_validate(c) for c in of_week["content"]]
     agents = agent_weeks(week, sessions, attendance, names)
-    pages = publish(root, week_dir(week), render_week(week, digests, agents, generated_at))
-    return SiteWeek(week, digests, agents, pages)
+    history = versions_by_client(Ledger(warehouse).history([week]))
+    trends = client_weeks(warehouse, week - timedelta(weeks=TREND_WEEKS - 1), week)
+    pages = render_week(week, digests, agents, generated_at, history, trends)
+    return SiteWeek(week, digests, agents, publish(root, week_dir(week), pages))
 
 
 def publish_index(root: Path, warehouse: Warehouse, generated_at: datetime) -> Path:
-    """Writes the site's ``index.html``: every client's weeks in ``client_digests``."""
+    """Writes the site's ``index.html``: every client's weeks in ``client_digests``, those
+    corrected since first reported marked."""
     summary = warehouse.query_frame(
         sql.SQL(INDEX_SUMMARY).format(t=warehouse.identifier(CLIENT_DIGESTS.name))
     )
-    return write_file(root, "index.html", render_index(summary, existing_weeks(root), generated_at))
+    weeks = sorted(set(summary["week_start"]))
+    corrected = corrected_weeks(versions_by_client(Ledger(warehouse).history(weeks)))
+    page = render_index(summary, existing_weeks(root), generated_at, corrected)
+    return write_file(root, "index.html", page)
