@@ -38,7 +38,7 @@ from jibble_pipeline.rules.attendance import derive_attendance  # noqa: E402
 from jibble_pipeline.rules.groups import assign_groups  # noqa: E402
 from jibble_pipeline.rules.sessions import derive_sessions  # noqa: E402
 from jibble_pipeline.rules.weekly import sum_weekly_hours  # noqa: E402
-from jibble_pipeline.warehouse.names import Names  # noqa: E402
+from jibble_pipeline.warehouse.display_names import Names  # noqa: E402
 
 WEEK = date(2025, 1, 6)  # the synthetic entries start on Wednesday 1 Jan 2025
 GROUPS = 60  # derive_hours.group_history's groups

@@ -1,5 +1,5 @@
 """Warehouse tables (docs/rules.md, Warehouse): one definition each, its columns and their Postgres
-types, keys and indexes. It feeds the DDL (``warehouse.tables``), the frames the payloads and
+types, keys and indexes. It feeds the DDL (``warehouse.ddl``), the frames the payloads and
 the rules produce (their columns, in table order) and the column schema the UI shows.
 
 Each table names the column its partitions are keyed on and how a write lands: ``upsert``

@@ -386,7 +386,8 @@ def test_a_change_past_the_cutoff_goes_to_the_alert_not_to_the_client(week):
         alert = pipeline.run(
             ["operations_alert"],
             resources={"alerts": AlertResource(emails=["ops@staffing.example"])},
-            partition_key=now.date().isoformat(),
+            # Today's partition (UTC): three hours on may already be tomorrow, not yet one.
+            partition_key=datetime.now(UTC).date().isoformat(),
         )
     assert len(received) == 3  # the digests; no correction reached a client
     shown = metadata(result, "sent_corrections")

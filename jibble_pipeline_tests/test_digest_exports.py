@@ -23,7 +23,7 @@ from jibble_pipeline.digest.exports import build_client_export, csv_bytes, workb
 from jibble_pipeline.digest.site import EXPORT_SUFFIXES, client_page, export_file, week_dir
 from jibble_pipeline.rules.formatting import format_hours
 from jibble_pipeline.rules.sessions import derive_sessions
-from jibble_pipeline.warehouse.names import Names
+from jibble_pipeline.warehouse.display_names import Names
 from jibble_pipeline_tests.digest_fixture import (
     ACME,
     BETA,

@@ -11,7 +11,7 @@ import dagster as dg
 import pandas as pd
 
 from jibble_pipeline.assets.weekly import week_metadata
-from jibble_pipeline.warehouse.names import Names
+from jibble_pipeline.warehouse.display_names import Names
 from jibble_pipeline_tests.pipeline_harness import Pipeline, PipelineSetup
 from jibble_pipeline_tests.reference_rules import (
     entries_frame,

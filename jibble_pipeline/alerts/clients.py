@@ -15,7 +15,7 @@ from jibble_pipeline.digest.corrections import Correction
 from jibble_pipeline.digest.directory import clients_from_frame
 from jibble_pipeline.digest.ledger import Ledger
 from jibble_pipeline.rules.formatting import format_hours
-from jibble_pipeline.warehouse.names import Names
+from jibble_pipeline.warehouse.display_names import Names
 from jibble_pipeline.warehouse.store import Warehouse
 
 

@@ -17,7 +17,7 @@ from datetime import date
 import pandas as pd
 
 from jibble_pipeline.digest.content import utc_offset
-from jibble_pipeline.warehouse.names import Names
+from jibble_pipeline.warehouse.display_names import Names
 
 LABELS = {
     "open": "Still clocked in (open)",

@@ -23,7 +23,7 @@ from jibble_pipeline.digest.resources import EmailResource
 from jibble_pipeline.digest.sending import unknown_deliveries
 from jibble_pipeline.partitions import daily_partitions
 from jibble_pipeline.schema import SENT_ALERTS
-from jibble_pipeline.warehouse.names import load_names
+from jibble_pipeline.warehouse.display_names import load_names
 from jibble_pipeline.warehouse.resource import WarehouseResource
 from jibble_pipeline.warehouse.sent_log import SentLog
 

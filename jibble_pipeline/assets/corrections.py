@@ -13,7 +13,7 @@ import pandas as pd
 
 from jibble_pipeline.assets.digests import GROUP, run_weeks
 from jibble_pipeline.assets.metadata import table_metadata
-from jibble_pipeline.assets.tables import column_schema
+from jibble_pipeline.assets.table_metadata import column_schema
 from jibble_pipeline.digest.content import ClientDigest
 from jibble_pipeline.digest.correction_week import correction_week
 from jibble_pipeline.digest.ledger import Ledger, Version

@@ -14,7 +14,7 @@ import pandas as pd
 from dagster._core.definitions.declarative_automation.operators import AndAutomationCondition
 
 from jibble_pipeline.assets.metadata import hours_bar_chart, table_metadata
-from jibble_pipeline.assets.tables import column_schema
+from jibble_pipeline.assets.table_metadata import column_schema
 from jibble_pipeline.digest.content import ClientDigest
 from jibble_pipeline.digest.directory import clients_from_frame, directory_frame
 from jibble_pipeline.digest.ledger import Ledger, Version
@@ -35,7 +35,7 @@ from jibble_pipeline.digest.weeks import (
     publish_site_week,
 )
 from jibble_pipeline.partitions import week_of_days, weekly_partitions
-from jibble_pipeline.warehouse.names import load_names
+from jibble_pipeline.warehouse.display_names import load_names
 from jibble_pipeline.warehouse.resource import WarehouseResource
 from jibble_pipeline.warehouse.sent_log import Outcome, SentLog
 

@@ -15,7 +15,7 @@ from jibble_pipeline.jibble.reports import logged_seconds
 from jibble_pipeline.jibble.resource import JibbleResource
 from jibble_pipeline.rules.formatting import format_hours
 from jibble_pipeline.rules.reconciliation import hour_entry_weeks
-from jibble_pipeline.warehouse.names import load_names
+from jibble_pipeline.warehouse.display_names import load_names
 from jibble_pipeline.warehouse.resource import WarehouseResource
 
 

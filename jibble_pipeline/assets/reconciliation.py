@@ -29,8 +29,8 @@ from jibble_pipeline.rules.reconciliation import (
     late_edit_counts,
     summary,
 )
+from jibble_pipeline.warehouse.display_names import load_names
 from jibble_pipeline.warehouse.drift import drift
-from jibble_pipeline.warehouse.names import load_names
 from jibble_pipeline.warehouse.reconciliation import agent_weeks, date_watermarks
 from jibble_pipeline.warehouse.resource import WarehouseResource
 

@@ -7,13 +7,13 @@ import dagster as dg
 import pandas as pd
 
 from jibble_pipeline.assets.metadata import hours_table, rows_by, selected_names
-from jibble_pipeline.assets.tables import table_out
+from jibble_pipeline.assets.table_metadata import table_out
 from jibble_pipeline.partitions import daily_partitions
 from jibble_pipeline.rules.attendance import derive_attendance
 from jibble_pipeline.rules.entries import is_active
 from jibble_pipeline.rules.groups import assign_groups
 from jibble_pipeline.rules.sessions import derive_sessions
-from jibble_pipeline.warehouse.names import Names, load_names, named
+from jibble_pipeline.warehouse.display_names import Names, load_names, named
 from jibble_pipeline.warehouse.resource import WarehouseResource
 
 GROUP = "hours"  # the asset group of sessions, attendance and weekly hours

@@ -9,7 +9,7 @@ import pandas as pd
 
 from jibble_pipeline.assets.jibble_api import jibble_session
 from jibble_pipeline.assets.metadata import rejected_metadata, selected_names, table_metadata
-from jibble_pipeline.assets.tables import column_schema, table_out
+from jibble_pipeline.assets.table_metadata import column_schema, table_out
 from jibble_pipeline.jibble.client import JibbleClient
 from jibble_pipeline.jibble.frames import agents_frame, snapshot_frame
 from jibble_pipeline.jibble.models import Activity, Group, JibblePayload, Person, parse_payloads

@@ -9,7 +9,7 @@ import pandas as pd
 
 from jibble_pipeline.assets.jibble_api import jibble_session
 from jibble_pipeline.assets.metadata import selected_names
-from jibble_pipeline.assets.tables import table_out
+from jibble_pipeline.assets.table_metadata import table_out
 from jibble_pipeline.ingest.time_entries import (
     CHUNK_ENTRIES,
     COMMIT_SECONDS,

@@ -7,14 +7,14 @@ import pandas as pd
 
 from jibble_pipeline.assets.metadata import hours_bar_chart, hours_table, rows_by
 from jibble_pipeline.assets.sessions import GROUP
-from jibble_pipeline.assets.tables import column_schema
+from jibble_pipeline.assets.table_metadata import column_schema
 from jibble_pipeline.partitions import (
     daily_partitions,
     week_of_days,
     weekly_partitions,
 )
 from jibble_pipeline.rules.weekly import sum_weekly_hours
-from jibble_pipeline.warehouse.names import Names, load_names, named
+from jibble_pipeline.warehouse.display_names import Names, load_names, named
 from jibble_pipeline.warehouse.resource import WarehouseResource
 
 # Re-derive a week whenever any of its days' sessions changed, once nothing upstream is

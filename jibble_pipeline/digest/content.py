@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from jibble_pipeline.digest.directory import Client, Contract
 from jibble_pipeline.rules.formatting import format_hours
-from jibble_pipeline.warehouse.names import Names
+from jibble_pipeline.warehouse.display_names import Names
 
 NoteKind = Literal["incomplete", "open", "auto_out"]
 NOTE_LABELS: dict[str, str] = {

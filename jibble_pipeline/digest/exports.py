@@ -36,7 +36,7 @@ import xlsxwriter
 from jibble_pipeline.digest.content import ClientDigest, Delivery, local_start, week_sessions
 from jibble_pipeline.digest.site import EXPORT_SUFFIXES, export_file
 from jibble_pipeline.rules.formatting import format_hours
-from jibble_pipeline.warehouse.names import Names
+from jibble_pipeline.warehouse.display_names import Names
 
 SESSION_COLUMNS = [
     "Agent", "Group", "Activity", "Kind", "Work date", "Start (local)", "End (local)",

@@ -48,7 +48,7 @@ from jibble_pipeline.digest.render import (
     render_text,
 )
 from jibble_pipeline.rules.formatting import format_hours
-from jibble_pipeline.warehouse.names import Names
+from jibble_pipeline.warehouse.display_names import Names
 
 _UNSAFE = re.compile(r"[^a-z0-9]+")
 

@@ -40,7 +40,7 @@ from jibble_pipeline.digest.site import (
 )
 from jibble_pipeline.rules.formatting import format_hours
 from jibble_pipeline.schema import CLIENT_DIGESTS
-from jibble_pipeline.warehouse.names import Names
+from jibble_pipeline.warehouse.display_names import Names
 from jibble_pipeline.warehouse.store import Warehouse
 
 INDEX_SUMMARY = (

@@ -23,7 +23,7 @@ from psycopg import sql
 from jibble_pipeline.schema import Table, WriteMode, table
 from jibble_pipeline.warehouse.bulk import copy_frame
 from jibble_pipeline.warehouse.connection import connect
-from jibble_pipeline.warehouse.tables import added_column_statements, create_statements
+from jibble_pipeline.warehouse.ddl import added_column_statements, create_statements
 
 Query = str | sql.SQL | sql.Composed  # what a cursor executes
 _created: set[tuple[str, str]] = set()
