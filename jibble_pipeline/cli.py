@@ -260,9 +260,9 @@ def _dagster_executable() -> str:
 def command_doctor(args: argparse.Namespace) -> None:
     """What the tenant does and what the pipeline will do (``jibble.doctor``); exits 1 when
     something would stop a run. Needs no warehouse and no Dagster instance."""
-    import json
-
-    from jibble_pipeline.jibble.doctor import Doctor, Plan, table
+    from jibble_pipeline.jibble.doctor.findings import Plan
+    from jibble_pipeline.jibble.doctor.probes import Doctor
+    from jibble_pipeline.jibble.doctor.report import as_json, as_text, write_sample
     from jibble_pipeline.resources import jibble_resource
     from jibble_pipeline.settings import latest_work_date, load_settings
 
@@ -284,40 +284,12 @@ def command_doctor(args: argparse.Namespace) -> None:
     resource = jibble_resource(settings, secrets_from_env=False)
     with resource.get_client() as client:
         diagnosis = Doctor(client, plan).run()
-    if args.json:
-        findings = [vars(finding) for finding in diagnosis.findings]
-        summary = {"requests": diagnosis.requests, "seconds": round(diagnosis.seconds, 1)}
-        print(json.dumps({"findings": findings, **summary, "blocked": diagnosis.blocked}))
-    else:
-        print(table(diagnosis))
-        print(f"\n{diagnosis.requests} requests in {diagnosis.seconds:.1f} s.")
+    print(as_json(diagnosis) if args.json else as_text(diagnosis))
     if args.sample:
         written = write_sample(Path(args.sample), diagnosis.samples)
         print(f"Redacted sample of what the tenant sends: {written}", file=sys.stderr)
     if diagnosis.blocked:
         sys.exit("jibble-pipeline: a run would stop on what is marked BLOCKS above.")
-
-
-def write_sample(folder: Path, samples: dict) -> Path:
-    """The first page of each endpoint, redacted (``jibble.redact``), one JSON file each."""
-    import json
-
-    from jibble_pipeline.jibble.redact import Redactor
-
-    folder.mkdir(parents=True, exist_ok=True)
-    redactor = Redactor()
-    for name, body in samples.items():
-        text = json.dumps(redactor.redact(body), indent=2, ensure_ascii=False)
-        (folder / f"{name}.json").write_text(text + "\n", encoding="utf-8")
-    (folder / "README.txt").write_text(
-        "The first page each Jibble endpoint answered, as jibble-pipeline doctor read it.\n"
-        "Names, emails, notes, phone numbers, addresses, pictures and coordinates are\n"
-        "replaced by placeholders; every id is replaced by a digest that is the same\n"
-        "wherever the id appears (salted for this sample only). Times, durations,\n"
-        "statuses and field names are as Jibble sent them.\n",
-        encoding="utf-8",
-    )
-    return folder
 
 
 def command_stop_database(_: argparse.Namespace) -> None:

@@ -8,8 +8,8 @@ their earlier version until the edit's ``updatedAt`` is reached. So at a given "
 dataset is fixed, and a moving "now" makes the day in progress grow like the real one.
 
 This module keeps that state and its mutations (edits, archives, deletes, new entries, people
-moving group); ``generate`` makes the workspace and the punches of a date, ``fields`` and
-``names`` hold the API's field schemas and the names drawn from.
+moving group); ``workspace`` makes the workspace, ``generate`` the punches of a date, ``fields``
+and ``names`` hold the API's field schemas and the names drawn from.
 """
 
 from __future__ import annotations
@@ -24,13 +24,12 @@ from typing import Any
 
 from jibble_pipeline.simulator.generate import (
     GeneratedEntry,
-    build_workspace,
     generate_day,
     hour_entries_of_day,
-    seeded_uuid,
     time_fields,
 )
 from jibble_pipeline.simulator.timeformat import datetime_ms, instant_ms, ms_datetime, utc_text
+from jibble_pipeline.simulator.workspace import build_workspace, seeded_uuid
 
 
 @dataclass

@@ -1,18 +1,11 @@
-"""``jibble-pipeline doctor``: what this Jibble tenant does, found with a few dozen small
-requests, and what the pipeline will do about it (docs/jibble-api.md).
-
-Each finding is a capability, what the tenant answered and what the pipeline will do; a
-finding that would stop a run is blocking. The first page each endpoint answered is kept
-(``samples``) so that ``--sample`` can write it out, redacted.
-"""
+"""The probes of ``jibble-pipeline doctor``: small requests, in order, each adding what the
+tenant answered and what the pipeline will do about it to the diagnosis."""
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -27,6 +20,8 @@ from jibble_pipeline.jibble.client import (
     JibbleError,
     Probe,
 )
+from jibble_pipeline.jibble.doctor import estimates
+from jibble_pipeline.jibble.doctor.findings import Diagnosis, Plan
 from jibble_pipeline.jibble.odata import at_or_after, between_dates
 from jibble_pipeline.jibble.reports import ReportUnavailable, logged_seconds
 from jibble_pipeline.jibble.tenant import (
@@ -36,55 +31,11 @@ from jibble_pipeline.jibble.tenant import (
     WORKSPACE_ORDERS,
 )
 from jibble_pipeline.jibble.time_zones import find_zone
-from jibble_pipeline.transport.pacing import WINDOW_SAFETY
-from jibble_pipeline.transport.rate_limits import Quota, quota_of, window_of
+from jibble_pipeline.transport.rate_limits import Quota
 
 SAMPLE_ROWS = 20  # rows asked for by the probes whose page is kept as a sample
 SWEEP_DAYS = 31  # as automation.late_edits: dates read again without updatedAt filters
 WORKSPACE = ((PEOPLE_PATH, "People"), (GROUPS_PATH, "Groups"), (ACTIVITIES_PATH, "Activities"))
-RATE_LIMIT_HEADERS = (
-    "X-Rate-Limit-Limit",
-    "X-Rate-Limit-Remaining",
-    "X-Rate-Limit-Reset",
-    "X-RateLimit-Limit",
-    "X-RateLimit-Remaining",
-    "X-RateLimit-Reset",
-    "Retry-After",
-)
-
-
-@dataclass(frozen=True)
-class Finding:
-    capability: str
-    answered: str
-    will_do: str
-    blocking: bool = False
-
-
-@dataclass
-class Diagnosis:
-    findings: list[Finding] = field(default_factory=list)
-    samples: dict[str, Any] = field(default_factory=dict)  # endpoint -> first page answered
-    requests: int = 0
-    seconds: float = 0.0
-
-    @property
-    def blocked(self) -> bool:
-        return any(f.blocking for f in self.findings)
-
-    def add(self, capability: str, answered: str, will_do: str, blocking: bool = False) -> None:
-        self.findings.append(Finding(capability, answered, will_do, blocking))
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What the run would be asked to do: the configured range and request limits."""
-
-    first_date: date
-    last_date: date
-    concurrency: int
-    max_requests_per_second: float | None
-    organization_id: str | None  # JIBBLE_ORGANIZATION_ID
 
 
 class Doctor:
@@ -193,12 +144,7 @@ class Doctor:
 
     def _workspace(self) -> bool:
         sort = None
-        collections = (
-            (PEOPLE_PATH, "People"),
-            (GROUPS_PATH, "Groups"),
-            (ACTIVITIES_PATH, "Activities"),
-        )
-        for path, name in collections:
+        for path, name in WORKSPACE:
             params = {"$top": str(SAMPLE_ROWS), "$count": "true"}
             probe = None
             refused = []
@@ -356,8 +302,7 @@ class Doctor:
         params = {"$filter": at_or_after("updatedAt", since), "$top": "1", **self._order_param()}
         probe = self._get("time_tracking", TIME_ENTRIES_PATH, params)
         if probe.status == 400:
-            per_date = statistics.mean(self._per_date.values()) if self._per_date else 0
-            pages = _pages_per_date(per_date, self._cap)
+            pages = estimates.pages_per_date(self._mean_per_date(), self._cap)
             self.result.add(
                 "$filter on updatedAt",
                 f"refused (400: {probe.message})",
@@ -414,60 +359,23 @@ class Doctor:
         return True
 
     def _rate_limit(self) -> bool:
-        seen = {
-            name: probe.headers[name]
-            for probe in self._probes
-            for name in RATE_LIMIT_HEADERS
-            if name in probe.headers
-        }
-        windows = [w for p in self._probes if (w := window_of(p.headers)) is not None]
-        stated = [q for p in self._probes if p.status == 429 and (q := quota_of(str(p.body)))]
-        limited = sum(1 for p in self._probes if p.status == 429)
-        quota = stated[-1] if stated else self.client.stated_quota
-        if windows or quota:
-            implied = f"; implies {quota}" if quota else ""
-            pace = quota.per_second * WINDOW_SAFETY if quota else None
-            self.result.add(
-                "rate limit",
-                ", ".join(f"{k}: {v}" for k, v in seen.items()) + implied,
-                f"paces at {pace:.1f} requests/s" if pace else "learns the limit as it goes",
-            )
-        else:
-            configured = self.plan.max_requests_per_second
-            self.result.add(
-                "rate limit",
-                "no rate-limit headers" + (f"; {limited} answers were 429" if limited else ""),
-                f"paces at JIBBLE_MAX_REQUESTS_PER_SECOND={configured:g}"
-                if configured
-                else "adapts to 429s; set JIBBLE_MAX_REQUESTS_PER_SECOND if you know the limit",
-            )
-        self._quota = quota
+        configured = self.plan.max_requests_per_second
+        finding, self._quota = estimates.pace(self._probes, self.client.stated_quota, configured)
+        self.result.findings.append(finding)
         return True
 
     def _backfill(self) -> bool:
-        # The fastest answer: the round trip with no wait for the rate limit in it.
         latencies = [p.seconds for p in self._probes]
-        latency = min(latencies) if latencies else 0.0
-        dates = (self.plan.last_date - self.plan.first_date).days + 1
-        per_date = statistics.mean(self._per_date.values()) if self._per_date else 0.0
-        requests = math.ceil(dates * _pages_per_date(per_date, self._cap))
-        rates = [self.plan.concurrency / max(latency, 0.001)]
-        if self._quota is not None:
-            rates.append(self._quota.per_second * WINDOW_SAFETY)
-        if self.plan.max_requests_per_second:
-            rates.append(self.plan.max_requests_per_second)
-        rate = min(rates)
-        minutes = requests / rate / 60
-        self.result.add(
-            "backfill estimate",
-            f"round trip {latency * 1000:.0f} ms (the fastest of {len(latencies)} answers)",
-            f"{self.plan.first_date}..{self.plan.last_date} ({dates} work dates, about "
-            f"{per_date:.0f} entries each): about {requests:,} requests, "
-            f"{_duration(minutes)} at {rate:.1f} requests/s",
-        )
+        per_date = self._mean_per_date()
+        finding = estimates.backfill(self.plan, latencies, per_date, self._cap, self._quota)
+        self.result.findings.append(finding)
         return True
 
     # ---------------------------------------------------------------------- helpers
+
+    def _mean_per_date(self) -> float:
+        """Entries of a work date, as the last days' counts say (0: no counts)."""
+        return statistics.mean(self._per_date.values()) if self._per_date else 0.0
 
     def _order_param(self) -> dict[str, str]:
         return {"$orderby": self._order} if self._order else {}
@@ -482,51 +390,3 @@ class Doctor:
 
 def _on(day: date) -> str:
     return between_dates("belongsToDate", day, day)
-
-
-def _pages_per_date(entries: float, cap: int | None) -> float:
-    """Requests to read a date of ``entries`` with a page cap (None: all in one page)."""
-    if cap is None or entries <= cap or cap < 2:
-        return 1.0
-    return 1 + math.ceil((entries - cap) / (cap - 1))
-
-
-def _duration(minutes: float) -> str:
-    if minutes < 1:
-        return "under a minute"
-    if minutes < 120:
-        return f"{minutes:.0f} minutes"
-    return f"{minutes / 60:.1f} hours"
-
-
-def table(diagnosis: Diagnosis) -> str:
-    """The findings as a plain-text table."""
-    headers = ("capability", "what the tenant answered", "what the pipeline will do")
-    rows = [
-        (("BLOCKS: " if f.blocking else "") + f.capability, f.answered, f.will_do)
-        for f in diagnosis.findings
-    ]
-    widths = [min(60, max(len(r[i]) for r in [headers, *rows])) for i in range(3)]
-    lines = [" | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
-    lines.append("-+-".join("-" * w for w in widths))
-    for row in rows:
-        wrapped = [_wrap(cell, width) for cell, width in zip(row, widths, strict=True)]
-        for n in range(max(len(w) for w in wrapped)):
-            lines.append(
-                " | ".join(
-                    (w[n] if n < len(w) else "").ljust(width)
-                    for w, width in zip(wrapped, widths, strict=True)
-                )
-            )
-    return "\n".join(lines)
-
-
-def _wrap(text: str, width: int) -> list[str]:
-    lines, line = [], ""
-    for word in text.split():
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}" if line else word
-    return [*lines, line] if line else lines or [""]
