@@ -21,6 +21,8 @@ from jibble_pipeline.settings import (
 )
 from jibble_pipeline.transport import Pacing, RetryPolicy
 
+Urls = tuple[str, str, str, str]  # identity, workspace, time tracking, time attendance
+
 
 class JibbleResource(dg.ConfigurableResource):
     """Opens sessions with the Jibble API."""
@@ -59,21 +61,29 @@ class JibbleResource(dg.ConfigurableResource):
     ) -> Iterator[JibbleClient]:
         """A session; ``share`` counts the runs using the API now: each paces itself at its
         share of the limits. ``profile``: what is known of the tenant."""
+        with (
+            self.api_access(log) as (client_id, client_secret, urls),
+            self.client_for(client_id, client_secret, urls, log, share, profile) as client,
+        ):
+            yield client
+
+    @contextmanager
+    def api_access(self, log: Any | None) -> Iterator[tuple[str, str, Urls]]:
+        """The credentials and the URLs (identity, workspace, time tracking, time attendance)
+        of the API while the block runs."""
         urls = (
             self.identity_url,
             self.workspace_url,
             self.time_tracking_url,
             self.time_attendance_url,
         )
-        secret = self.client_secret or ""
-        with self.client_for(self.client_id or "", secret, urls, log, share, profile) as client:
-            yield client
+        yield self.client_id or "", self.client_secret or "", urls
 
     def client_for(
         self,
         client_id: str,
         client_secret: str,
-        urls: tuple[str, str, str, str],
+        urls: Urls,
         log: Any | None,
         share: Callable[[], int] | None,
         profile: TenantProfile | None = None,

@@ -6,14 +6,12 @@ builds the same organisation (same seed, real clock), so runs in different proce
 same data.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from jibble_pipeline.jibble.client import JibbleClient
-from jibble_pipeline.jibble.resource import JibbleResource
-from jibble_pipeline.jibble.tenant import TenantProfile
+from jibble_pipeline.jibble.resource import JibbleResource, Urls
 from jibble_pipeline.simulator.organisation import SyntheticOrganisation
 from jibble_pipeline.simulator.server import JibbleSimulator
 
@@ -37,19 +35,12 @@ class DemoJibbleResource(JibbleResource):
         return DEMO_CLIENT_ID
 
     @contextmanager
-    def get_client(
-        self,
-        log: Any | None = None,
-        share: Callable[[], int] | None = None,
-        profile: TenantProfile | None = None,
-    ) -> Iterator[JibbleClient]:
+    def api_access(self, log: Any | None) -> Iterator[tuple[str, str, Urls]]:
+        """The simulator's credentials and URL, served while the block runs."""
         with demo_simulator(date.fromisoformat(self.first_date)) as simulator:
             if log is not None:
                 log.warning(DEMO_MESSAGE)
-            urls = (simulator.url,) * 4
-            secret = simulator.client_secret
-            with self.client_for(simulator.client_id, secret, urls, log, share, profile) as client:
-                yield client
+            yield simulator.client_id, simulator.client_secret, (simulator.url,) * 4
 
 
 @contextmanager

@@ -168,17 +168,19 @@ class _FilterParser:
         return token
 
     def _or(self) -> Node:
-        node = self._and()
-        while self._peek_word() == "or":
-            self.position += 1
-            node = Or(node, self._and())
-        return node
+        return self._chain("or", self._and, Or)
 
     def _and(self) -> Node:
-        node = self._unary()
-        while self._peek_word() == "and":
+        return self._chain("and", self._unary, And)
+
+    def _chain(
+        self, word: str, operand: Callable[[], Node], join: Callable[[Node, Node], Node]
+    ) -> Node:
+        """Operands separated by ``word``, joined from the left."""
+        node = operand()
+        while self._peek_word() == word:
             self.position += 1
-            node = And(node, self._unary())
+            node = join(node, operand())
         return node
 
     def _unary(self) -> Node:
