@@ -9,7 +9,7 @@ import pandas as pd
 
 from jibble_pipeline.assets.jibble_api import jibble_session
 from jibble_pipeline.assets.metadata import table_metadata
-from jibble_pipeline.assets.reconciliation import run_weeks
+from jibble_pipeline.assets.reconciliation import weeks_to_compare
 from jibble_pipeline.jibble.client import JibbleError
 from jibble_pipeline.jibble.reports import logged_seconds
 from jibble_pipeline.jibble.resource import JibbleResource
@@ -31,7 +31,7 @@ def hour_entries_not_counted(
     context: dg.AssetCheckExecutionContext, jibble: JibbleResource, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
     warn = dg.AssetCheckSeverity.WARN
-    weeks = run_weeks(context, warehouse)
+    weeks = weeks_to_compare(context, warehouse)
     if not weeks:
         return dg.AssetCheckResult(passed=True, severity=warn, metadata={"hour_entries": 0})
     first, last = min(weeks), max(weeks) + timedelta(days=6)

@@ -21,7 +21,7 @@ from jibble_pipeline.assets.metadata import table_metadata
 from jibble_pipeline.jibble.client import JibbleError
 from jibble_pipeline.jibble.reports import ReportUnavailable, logged_seconds
 from jibble_pipeline.jibble.resource import JibbleResource
-from jibble_pipeline.partitions import FAR_PAST, run_dates
+from jibble_pipeline.partitions import run_weeks
 from jibble_pipeline.rules.reconciliation import (
     TABLE_COLUMNS,
     compare,
@@ -35,14 +35,16 @@ from jibble_pipeline.warehouse.reconciliation import agent_weeks, date_watermark
 from jibble_pipeline.warehouse.resource import WarehouseResource
 
 
-def run_weeks(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> list[date]:
+def weeks_to_compare(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> list[date]:
     """The Mondays of the run's weekly partitions; the latest week held when unpartitioned."""
-    first, last = run_dates(context.run.tags)
-    if first == FAR_PAST:
-        query = sql.SQL("SELECT max(week_start) FROM {}").format(warehouse.table("weekly_hours"))
-        latest = warehouse.query_frame(query).iloc[0, 0]
-        return [] if latest is None or pd.isna(latest) else [latest]
-    return [first + timedelta(days=7 * n) for n in range((last - first).days // 7 + 1)]
+    weeks = run_weeks(context.run.tags)
+    if weeks:
+        return weeks
+    query = sql.SQL("SELECT max(week_start) FROM {}").format(warehouse.table("weekly_hours"))
+    latest = warehouse.query_frame(query).iloc[0, 0]
+    return [] if latest is None or pd.isna(latest) else [latest]
 
 
 @dg.asset_check(
@@ -58,7 +60,7 @@ def hours_match_jibble(
 ) -> dg.AssetCheckResult:
     warn = dg.AssetCheckSeverity.WARN
     tolerance = jibble.reconcile_tolerance_seconds
-    weeks = run_weeks(context, warehouse)
+    weeks = weeks_to_compare(context, warehouse)
     if not weeks:
         return dg.AssetCheckResult(passed=True, severity=warn, metadata={"agents_compared": 0})
     ours = agent_weeks(warehouse, weeks)

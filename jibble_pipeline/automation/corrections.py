@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from jibble_pipeline.delivery.resources import EmailResource
 from jibble_pipeline.digest.corrections import ready_weeks
 from jibble_pipeline.digest.ledger import Ledger
-from jibble_pipeline.digest.resources import CorrectionsResource, EmailResource
+from jibble_pipeline.digest.resources import CorrectionsResource
 from jibble_pipeline.warehouse.resource import WarehouseResource
 
 send_corrections = dg.define_asset_job(

@@ -26,7 +26,7 @@ from jibble_pipeline.automation.schedules import refresh_window
 from jibble_pipeline.jibble.client import JibbleClient
 from jibble_pipeline.jibble.resource import JibbleResource
 from jibble_pipeline.jibble.tenant import UPDATED_AT_FILTER
-from jibble_pipeline.partitions import daily_partitions, range_tags, run_dates
+from jibble_pipeline.partitions import daily_partitions, range_tags, run_days
 from jibble_pipeline.warehouse.drift import drift
 from jibble_pipeline.warehouse.resource import WarehouseResource
 from jibble_pipeline.warehouse.tenant import load_profile, tenant_key
@@ -291,8 +291,7 @@ def _dates_in_flight(instance: dg.DagsterInstance) -> set[date]:
     runs = instance.get_runs(filters=dg.RunsFilter(tags={SWEEP_TAG: "1"}, statuses=UNFINISHED))
     dates: set[date] = set()
     for run in runs:
-        first, last = run_dates(run.tags)
-        dates |= {first + timedelta(days=n) for n in range((last - first).days + 1)}
+        dates |= set(run_days(run.tags))
     return dates
 
 
