@@ -25,7 +25,7 @@ from jibble_pipeline.delivery.resources import EmailResource
 from jibble_pipeline.delivery.sending import send_logged, unknown_deliveries
 from jibble_pipeline.delivery.sent_log import Outcome, SentLog
 from jibble_pipeline.digest.content import ClientDigest
-from jibble_pipeline.digest.directory import clients_from_frame, directory_frame
+from jibble_pipeline.digest.directory.clients import clients_from_frame, directory_frame
 from jibble_pipeline.digest.ledger import Ledger, Version
 from jibble_pipeline.digest.resources import ClientDirectoryResource, ReportsResource
 from jibble_pipeline.digest.sending import (

@@ -17,10 +17,10 @@ import dagster as dg
 
 from jibble_pipeline.delivery.resources import EmailResource
 from jibble_pipeline.digest.corrections import Policy
-from jibble_pipeline.digest.directory import (
+from jibble_pipeline.digest.directory.clients import DirectoryLoad
+from jibble_pipeline.digest.directory.sources import (
     AirtableSource,
     ContractFields,
-    DirectoryLoad,
     load_clients_file,
 )
 from jibble_pipeline.digest.settings import (

@@ -15,7 +15,7 @@ import pandas as pd
 from psycopg import sql
 
 from jibble_pipeline.digest.content import ClientDigest, build_week_digests, groups_without_client
-from jibble_pipeline.digest.directory import Client
+from jibble_pipeline.digest.directory.clients import Client
 from jibble_pipeline.digest.exports import (
     ATTACHMENTS,
     ClientExport,
