@@ -30,9 +30,12 @@ import jibble_pipeline  # noqa: E402
 from benchmarks._machine import describe_machine  # noqa: E402
 from benchmarks._support import median  # noqa: E402
 from benchmarks.derive_hours import ENTRIES_PER_DAY, group_history, synthetic_entries  # noqa: E402
-from jibble_pipeline.digest.directory import Client  # noqa: E402
+from jibble_pipeline.digest.directory.clients import Client  # noqa: E402
 from jibble_pipeline.digest.exports import build_client_export  # noqa: E402
-from jibble_pipeline.digest.site import agent_weeks, publish, render_week, week_dir  # noqa: E402
+from jibble_pipeline.digest.site.pages import agent_weeks  # noqa: E402
+from jibble_pipeline.digest.site.paths import week_dir  # noqa: E402
+from jibble_pipeline.digest.site.publish import publish  # noqa: E402
+from jibble_pipeline.digest.site.render import render_week  # noqa: E402
 from jibble_pipeline.digest.weeks import digest_week  # noqa: E402
 from jibble_pipeline.rules.attendance import derive_attendance  # noqa: E402
 from jibble_pipeline.rules.groups import assign_groups  # noqa: E402

@@ -47,7 +47,7 @@ def show_a_correction(week: date) -> None:
     renders the correction of the week in a dry run; prints where it is."""
     from jibble_pipeline.definitions import defs
     from jibble_pipeline.digest.settings import load_digest_settings
-    from jibble_pipeline.digest.site import client_page, correction_file
+    from jibble_pipeline.digest.site.paths import client_page, correction_file
     from jibble_pipeline.settings import load_settings
 
     settings, digests = load_settings(), load_digest_settings()

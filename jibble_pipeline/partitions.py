@@ -27,12 +27,29 @@ FAR_FUTURE = date(9999, 12, 31)
 
 def run_dates(tags: Mapping[str, str]) -> tuple[date, date]:
     """First and last partition key of a run, from its tags, as dates (all history when
-    the run is not partitioned)."""
+    the run is not partitioned). The one way a run's range is read: a sensor reads it from a
+    run's tags, an asset or a check from its own run's (``context.run.tags``), exactly as
+    Dagster derives the context's partition keys."""
     first = tags.get(RANGE_START_TAG) or tags.get("dagster/partition")
     last = tags.get(RANGE_END_TAG) or tags.get("dagster/partition")
     if not first or not last:
         return FAR_PAST, FAR_FUTURE
     return date.fromisoformat(first), date.fromisoformat(last)
+
+
+def run_days(tags: Mapping[str, str]) -> list[date]:
+    """Every work date of a run's daily partitions (its tags: ``run_dates``)."""
+    first, last = run_dates(tags)
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def run_weeks(tags: Mapping[str, str]) -> list[date]:
+    """The Mondays of a run's weekly partitions (its tags: ``run_dates``); none when the run
+    is not partitioned."""
+    first, last = run_dates(tags)
+    if first == FAR_PAST:
+        return []
+    return [first + timedelta(weeks=n) for n in range((last - first).days // 7 + 1)]
 
 
 def monday_on_or_before(day: date) -> date:

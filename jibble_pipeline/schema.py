@@ -214,7 +214,7 @@ def _send_log(
     name: str, period: str, recipient: str, sha: str, *indexes: str, version: str | None = None
 ) -> Table:
     """A send log: one row per (period, recipient[, version]), claimed and recorded by the
-    sending step's own set-based statements (warehouse/sent_log.py), never replaced by a
+    sending step's own set-based statements (delivery/sent_log.py), never replaced by a
     re-run (a plain write would only upsert)."""
     key = (period, recipient, version) if version else (period, recipient)
     return Table(

@@ -239,10 +239,10 @@ class DigestPipeline:
         )
         from jibble_pipeline.assets.time_entries import fetch_time_entries
         from jibble_pipeline.assets.weekly import weekly_hours
+        from jibble_pipeline.delivery.resources import EmailResource
         from jibble_pipeline.digest.resources import (
             ClientDirectoryResource,
             CorrectionsResource,
-            EmailResource,
             ReportsResource,
         )
         from jibble_pipeline.jibble.resource import JibbleResource

@@ -13,7 +13,7 @@ import pytest
 from jibble_pipeline.alerts.resources import AlertResource
 from jibble_pipeline.alerts.settings import load_alert_settings
 from jibble_pipeline.automation.alerts import build_alert_schedule
-from jibble_pipeline.digest.resources import EmailResource
+from jibble_pipeline.delivery.resources import EmailResource
 from jibble_pipeline.jibble.frames import entries_frame
 from jibble_pipeline.jibble.models import TimeEntry, parse_payloads
 from jibble_pipeline.settings import ConfigurationError

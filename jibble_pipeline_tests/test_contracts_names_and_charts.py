@@ -21,8 +21,8 @@ import pytest
 from jibble_pipeline.alerts.resources import AlertResource
 from jibble_pipeline.digest.charts import Bar, bar_chart
 from jibble_pipeline.digest.content import ClientDigest
-from jibble_pipeline.digest.site import agent_page, client_page, week_dir
-from jibble_pipeline.digest.site import export_file as export_path
+from jibble_pipeline.digest.site.paths import agent_page, client_page, week_dir
+from jibble_pipeline.digest.site.paths import export_file as export_path
 from jibble_pipeline.warehouse.display_names import agent_labels
 from jibble_pipeline_tests.digest_fixture import (
     ACME,

@@ -21,6 +21,7 @@ from psycopg import sql
 
 from jibble_pipeline.alerts.resources import AlertResource
 from jibble_pipeline.automation.corrections import corrections_sensor
+from jibble_pipeline.delivery.resources import EmailResource
 from jibble_pipeline.digest.content import ActivityHours, AgentHours, ClientDigest, DayHours
 from jibble_pipeline.digest.corrections import (
     CHANGE_COLUMNS,
@@ -31,13 +32,9 @@ from jibble_pipeline.digest.corrections import (
     ready_weeks,
     with_causes,
 )
-from jibble_pipeline.digest.resources import (
-    CorrectionsResource,
-    EmailResource,
-    build_digest_resources,
-)
+from jibble_pipeline.digest.resources import CorrectionsResource, build_digest_resources
 from jibble_pipeline.digest.settings import load_digest_settings
-from jibble_pipeline.digest.site import client_page, correction_file
+from jibble_pipeline.digest.site.paths import client_page, correction_file
 from jibble_pipeline.jibble.frames import entries_frame
 from jibble_pipeline.jibble.models import TimeEntry, parse_payloads
 from jibble_pipeline.settings import ConfigurationError

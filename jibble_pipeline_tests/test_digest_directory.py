@@ -10,14 +10,16 @@ import dagster as dg
 import pytest
 
 from jibble_pipeline.assets.digests import client_directory
-from jibble_pipeline.digest.directory import (
-    AirtableSource,
+from jibble_pipeline.digest.directory.clients import (
     Client,
     Contract,
-    ContractFields,
     DirectoryError,
-    load_clients_file,
     parse_group_ids,
+)
+from jibble_pipeline.digest.directory.sources import (
+    AirtableSource,
+    ContractFields,
+    load_clients_file,
 )
 from jibble_pipeline.digest.resources import ClientDirectoryResource
 from jibble_pipeline.transport import RetryPolicy

@@ -20,7 +20,7 @@ import pytest
 
 from jibble_pipeline.digest.content import ClientDigest
 from jibble_pipeline.digest.exports import build_client_export, csv_bytes, workbook_bytes
-from jibble_pipeline.digest.site import EXPORT_SUFFIXES, client_page, export_file, week_dir
+from jibble_pipeline.digest.site.paths import EXPORT_SUFFIXES, client_page, export_file, week_dir
 from jibble_pipeline.rules.formatting import format_hours
 from jibble_pipeline.rules.sessions import derive_sessions
 from jibble_pipeline.warehouse.display_names import Names

@@ -14,7 +14,7 @@ import pytest
 from markupsafe import escape
 
 from jibble_pipeline.digest.content import ClientDigest
-from jibble_pipeline.digest.site import agent_page, client_page, digest_file
+from jibble_pipeline.digest.site.paths import agent_page, client_page, digest_file
 from jibble_pipeline.rules.formatting import format_hours
 from jibble_pipeline_tests.digest_fixture import (
     ACME,

@@ -12,7 +12,7 @@ from jibble_pipeline.alerts.pace import behind_pace
 from jibble_pipeline.alerts.problems import load_delivered
 from jibble_pipeline.digest.content import client_name, week_label
 from jibble_pipeline.digest.corrections import Correction
-from jibble_pipeline.digest.directory import clients_from_frame
+from jibble_pipeline.digest.directory.clients import clients_from_frame
 from jibble_pipeline.digest.ledger import Ledger
 from jibble_pipeline.rules.formatting import format_hours
 from jibble_pipeline.warehouse.display_names import Names

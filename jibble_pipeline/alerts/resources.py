@@ -1,11 +1,9 @@
 """The alert's Dagster resource: who gets it (emails, a webhook), when a day counts as a
 working day, and whether empty days or anything at all is sent. Emails go through the
-digests' ``EmailResource``; the webhook URL arrives as ``dg.EnvVar`` (a secret)."""
+``EmailResource`` the digests use too; the webhook URL arrives as ``dg.EnvVar`` (a secret)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import Literal
@@ -13,40 +11,12 @@ from typing import Literal
 import dagster as dg
 
 from jibble_pipeline.alerts.settings import AlertSettings
-from jibble_pipeline.alerts.webhook import WebhookSender
-from jibble_pipeline.digest.email import EmailSender
-from jibble_pipeline.digest.resources import EmailResource
-from jibble_pipeline.digest.sending import Channel
+from jibble_pipeline.delivery.resources import EmailResource
+from jibble_pipeline.delivery.sending import Channel
+from jibble_pipeline.delivery.webhook import WebhookChannel
 from jibble_pipeline.transport import RetryPolicy
 
 DRY_RUN_REASON = "JIBBLE_ALERT_DRY_RUN (on by default in demo mode)"
-
-
-@dataclass(frozen=True)
-class WebhookChannel:
-    """The webhook as a ``Channel`` of the send log."""
-
-    url: str
-    kind: Literal["slack", "teams"]
-    max_attempts: int = 1  # the transport retries faults itself
-    retry_delay_seconds: float = 1.0
-    timeout_seconds: float = 30.0
-    retry: RetryPolicy | None = None
-
-    @property
-    def backend(self) -> str:
-        return self.kind
-
-    @property
-    def secrets(self) -> list[str | None]:
-        return [self.url]
-
-    @contextmanager
-    def open_sender(self) -> Iterator[EmailSender]:
-        with WebhookSender(
-            self.url, self.kind, timeout_seconds=self.timeout_seconds, retry=self.retry
-        ) as sender:
-            yield sender
 
 
 @dataclass(frozen=True)

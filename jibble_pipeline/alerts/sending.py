@@ -7,9 +7,10 @@ from collections.abc import Callable, Sequence
 
 from jibble_pipeline.alerts.message import DailyAlert
 from jibble_pipeline.alerts.resources import Route
-from jibble_pipeline.digest.email import OutgoingEmail
-from jibble_pipeline.digest.sending import Delivery, send_logged
-from jibble_pipeline.warehouse.sent_log import Outcome, SentLog
+from jibble_pipeline.delivery.message import OutgoingEmail
+from jibble_pipeline.delivery.policy import SendPolicy
+from jibble_pipeline.delivery.sending import Delivery, send_logged
+from jibble_pipeline.delivery.sent_log import Outcome, SentLog
 
 
 def delivery(alert: DailyAlert, recipient: str, force_nonce: str | None) -> Delivery:
@@ -39,9 +40,7 @@ def send_alert(
     alert: DailyAlert,
     routes: Sequence[Route],
     log: SentLog,
-    run_id: str,
-    *,
-    force: bool = False,
+    policy: SendPolicy,
     info: Callable[[str], None] = lambda message: None,
 ) -> list[Outcome]:
     """Sends through every route that is not a dry run; one outcome per recipient held."""
@@ -49,7 +48,8 @@ def send_alert(
     for route in routes:
         if route.dry_run_reason:
             continue
-        nonce = run_id if force else None
-        deliveries = [delivery(alert, r, nonce) for r in route.recipients]
-        outcomes += send_logged(deliveries, log, route.channel, run_id, force=force, info=info)
+        deliveries = [delivery(alert, r, policy.force_nonce) for r in route.recipients]
+        outcomes += send_logged(
+            deliveries, log, route.channel, policy.run_id, force=policy.force, info=info
+        )
     return outcomes

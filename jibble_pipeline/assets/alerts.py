@@ -19,24 +19,27 @@ from jibble_pipeline.alerts.problems import is_working_day, load_problems
 from jibble_pipeline.alerts.resources import AlertResource
 from jibble_pipeline.alerts.sending import send_alert, unsent
 from jibble_pipeline.assets.metadata import table_metadata
-from jibble_pipeline.digest.resources import EmailResource
-from jibble_pipeline.digest.sending import unknown_deliveries
+from jibble_pipeline.delivery.policy import (
+    SendConfig,
+    SendPolicy,
+    fail_if_any_failed,
+    outcome_rows,
+)
+from jibble_pipeline.delivery.resources import EmailResource
+from jibble_pipeline.delivery.sending import unknown_deliveries
+from jibble_pipeline.delivery.sent_log import SentLog
 from jibble_pipeline.partitions import daily_partitions
 from jibble_pipeline.schema import SENT_ALERTS
 from jibble_pipeline.warehouse.display_names import load_names
 from jibble_pipeline.warehouse.resource import WarehouseResource
-from jibble_pipeline.warehouse.sent_log import SentLog
 
 GROUP = "operations"
 NO_RECIPIENTS = "no recipients are configured (JIBBLE_ALERT_EMAILS, JIBBLE_ALERT_WEBHOOK_URL)"
 
 
-class AlertConfig(dg.Config):
+class AlertConfig(SendConfig):
     """``force``: send again to recipients who already had the day's alert.
     ``dry_run``: report what would be sent, send nothing."""
-
-    force: bool = False
-    dry_run: bool = False
 
 
 @dg.asset(
@@ -89,40 +92,27 @@ def operations_alert(
         return dg.MaterializeResult(metadata={**metadata, "sent": 0, "not_sent": reason})
 
     log = SentLog(store, SENT_ALERTS)
-    if config.dry_run:
-        routes = [replace(route, dry_run_reason="run config dry_run") for route in routes]
+    policy = SendPolicy.of_run(context.run.run_id, config)
+    if policy.dry_run_reason:
+        routes = [replace(route, dry_run_reason=policy.dry_run_reason) for route in routes]
     would = [
         {"to": recipient, "dry_run_reason": route.dry_run_reason}
         for route in routes
         if route.dry_run_reason
         for recipient in (
-            route.recipients if config.force else unsent(log, alert, route.recipients)
+            route.recipients if policy.force else unsent(log, alert, route.recipients)
         )
     ]
     if would:
         context.log.info(f"Dry run: would send the alert to {len(would)} recipient(s).")
         metadata["would_send_to"] = table_metadata(pd.DataFrame(would))
-    outcomes = send_alert(
-        alert, routes, log, context.run.run_id, force=config.force, info=context.log.info
-    )
-    table = [
-        {"to": o.recipient, "status": o.status, "attempts": o.attempts, "error": o.error}
-        for o in outcomes
-    ]
-    failed = [o for o in outcomes if o.status == "failed"]
+    outcomes = send_alert(alert, routes, log, policy, info=context.log.info)
+    failed = sum(o.status == "failed" for o in outcomes)
     metadata |= {
-        "sent": len(outcomes) - len(failed),
-        "failed": len(failed),
+        "sent": len(outcomes) - failed,
+        "failed": failed,
         "delivery_unknown": len(unknown_deliveries(log, day, day, context.log.warning)),
-        "outcomes": table_metadata(pd.DataFrame(table)),
+        "outcomes": table_metadata(pd.DataFrame(outcome_rows(outcomes))),
     }
-    if failed:
-        raise dg.Failure(
-            description=(
-                f"The alert failed to reach {len(failed)} of {len(outcomes)} recipient(s) "
-                f"(first: {failed[0].recipient}: {failed[0].error}). The next tick sends "
-                "only those."
-            ),
-            metadata=metadata,
-        )
+    fail_if_any_failed(outcomes, "alert(s)", "The next tick sends only those.", metadata)
     return dg.MaterializeResult(metadata=metadata)

@@ -11,23 +11,20 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
-from jibble_pipeline.assets.digests import GROUP, run_weeks
+from jibble_pipeline.assets.digests import sending_asset
 from jibble_pipeline.assets.metadata import table_metadata
-from jibble_pipeline.assets.table_metadata import column_schema
+from jibble_pipeline.delivery.policy import SendConfig, SendPolicy, fail_if_any_failed
+from jibble_pipeline.delivery.resources import EmailResource
+from jibble_pipeline.delivery.sending import UNKNOWN_ADVICE, send_logged
+from jibble_pipeline.delivery.sent_log import Outcome, SentLog
 from jibble_pipeline.digest.content import ClientDigest
 from jibble_pipeline.digest.correction_week import correction_week
 from jibble_pipeline.digest.ledger import Ledger, Version
-from jibble_pipeline.digest.resources import CorrectionsResource, EmailResource, ReportsResource
-from jibble_pipeline.digest.sending import (
-    UNKNOWN_ADVICE,
-    correction_delivery,
-    of_clients,
-    send_logged,
-)
-from jibble_pipeline.partitions import weekly_partitions
+from jibble_pipeline.digest.resources import CorrectionsResource, ReportsResource
+from jibble_pipeline.digest.sending import correction_delivery, of_clients
+from jibble_pipeline.partitions import run_weeks
 from jibble_pipeline.schema import SENT_CORRECTIONS
 from jibble_pipeline.warehouse.resource import WarehouseResource
-from jibble_pipeline.warehouse.sent_log import Outcome, SentLog
 
 UNKNOWN = f"delivery unknown: {UNKNOWN_ADVICE}"
 LOG_STATUS = {
@@ -37,16 +34,14 @@ LOG_STATUS = {
 }
 
 
-class CorrectionConfig(dg.Config):
+class CorrectionConfig(SendConfig):
     """``force``: send again, even a correction sent or whose delivery is unknown.
     ``clients``: only these emails (any case); empty: every client of the week.
     ``dry_run``: report and render what would be sent, send and record nothing.
     ``now``: the instant (ISO 8601, with its offset) that decides the quiet period and the
     cut-off; default the run's clock."""
 
-    force: bool = False
     clients: list[str] = []
-    dry_run: bool = False
     now: str | None = None
 
 
@@ -70,14 +65,7 @@ def delivery_status(
     return LOG_STATUS.get(str(row["status"].iloc[0]), str(row["status"].iloc[0]))
 
 
-@dg.asset(
-    ins={"client_digests": dg.AssetIn()},
-    partitions_def=weekly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    group_name=GROUP,
-    kinds={"email", "postgres"},
-    metadata=column_schema("sent_corrections"),
-)
+@sending_asset("sent_corrections")
 def sent_corrections(
     context: dg.AssetExecutionContext,
     config: CorrectionConfig,
@@ -94,7 +82,6 @@ def sent_corrections(
     ended more than ``JIBBLE_CORRECTION_CUTOFF_WEEKS`` ago is noted for the operations alert
     and the site instead. Each correction is written under ``<reports>/corrections/``."""
     now = datetime.fromisoformat(config.now) if config.now else datetime.now(UTC)
-    run_id = context.run.run_id
     store = warehouse.open()
     ledger, log = Ledger(store), SentLog(store, SENT_CORRECTIONS)
     rehearsal = email.dry_run_reason is not None  # the deployment sends nothing: it rehearses
@@ -102,39 +89,39 @@ def sent_corrections(
     if missing:
         context.log.warning(f"No digest for {missing} in these weeks")
     current = [ClientDigest.model_validate(c) for c in digests["content"]]
+    mondays = run_weeks(context.run.tags)
     weeks = [
         correction_week(
             week, [d for d in current if d.week_start == week], ledger, corrections.policy, now,
             rehearsal,
         )
-        for week in run_weeks(context)
+        for week in mondays
     ]  # fmt: skip
     for week in weeks:
         week.publish(reports.path)
     sends = [v for week in weeks for v in week.versions("send")]
-    reason = "run config dry_run" if config.dry_run else email.dry_run_reason
+    policy = SendPolicy.of_run(context.run.run_id, config, email.dry_run_reason)
+    reason, run_id = policy.dry_run_reason, policy.run_id
     outcomes: dict[tuple, Outcome] = {}
     if not config.dry_run:  # a change past the cut-off is noted once, for the alert
         ledger.record([v for w in weeks for v in w.versions("past_cutoff")], now, rehearsal, run_id)
     if reason:
-        context.log.info(f"Dry run ({reason}): would send {len(sends)} correction(s), sent none.")
+        context.log.info(policy.would_send(len(sends), "correction(s)"))
         if rehearsal and not config.dry_run:
             ledger.record(sends, now, True, run_id)
     elif sends:
-        nonce = run_id if config.force else None
         sent = send_logged(
-            [correction_delivery(v.correction, nonce) for v in sends if v.correction],
+            [correction_delivery(v.correction, policy.force_nonce) for v in sends if v.correction],
             log,
             email,
             run_id,
-            force=config.force,
+            force=policy.force,
             info=context.log.info,
             on_sent=ledger.on_sent({(*v.key, v.version): v for v in sends}, run_id),
         )
         outcomes = {(o.period, o.recipient, o.version): o for o in sent}
 
-    first, last = min(run_weeks(context)), max(run_weeks(context))
-    rows = log.rows(first, last)
+    rows = log.rows(min(mondays), max(mondays))
     for week in weeks:
         table = pd.DataFrame(week.per_client())
         of_week = rows[rows["week_start"] == week.week]
@@ -163,13 +150,6 @@ def sent_corrections(
             },
             partition_key=week.week.isoformat(),
         )
-    failed = [o for o in outcomes.values() if o.status == "failed"]
-    if failed:
-        raise dg.Failure(
-            description=(
-                f"{len(failed)} of {len(outcomes)} correction(s) failed to send (first: "
-                f"{failed[0].recipient}: {failed[0].error}). They are recorded in "
-                "sent_corrections; the next run sends only those."
-            )
-        )
+    retried = "They are recorded in sent_corrections; the next run sends only those."
+    fail_if_any_failed(list(outcomes.values()), "correction(s)", retried)
     return dg.MaterializeResult()

@@ -6,38 +6,46 @@
 emails anybody.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import dagster as dg
 import pandas as pd
-from dagster._core.definitions.declarative_automation.operators import AndAutomationCondition
 
 from jibble_pipeline.assets.metadata import hours_bar_chart, table_metadata
 from jibble_pipeline.assets.table_metadata import column_schema
+from jibble_pipeline.delivery.policy import (
+    SendConfig,
+    SendPolicy,
+    fail_if_any_failed,
+    outcome_rows,
+)
+from jibble_pipeline.delivery.resources import EmailResource
+from jibble_pipeline.delivery.sending import send_logged, unknown_deliveries
+from jibble_pipeline.delivery.sent_log import Outcome, SentLog
 from jibble_pipeline.digest.content import ClientDigest
-from jibble_pipeline.digest.directory import clients_from_frame, directory_frame
+from jibble_pipeline.digest.directory.clients import clients_from_frame, directory_frame
 from jibble_pipeline.digest.ledger import Ledger, Version
-from jibble_pipeline.digest.resources import ClientDirectoryResource, EmailResource, ReportsResource
+from jibble_pipeline.digest.resources import ClientDirectoryResource, ReportsResource
 from jibble_pipeline.digest.sending import (
     ExportAttachments,
+    digest_deliveries,
     no_attachments,
     of_clients,
-    send_digests,
-    unknown_deliveries,
     unsent,
+    with_attachments,
 )
-from jibble_pipeline.digest.site import EXPORT_SUFFIXES
+from jibble_pipeline.digest.site.paths import EXPORT_SUFFIXES
 from jibble_pipeline.digest.weeks import (
     digest_week,
     digests_frame,
     publish_index,
     publish_site_week,
 )
-from jibble_pipeline.partitions import week_of_days, weekly_partitions
+from jibble_pipeline.partitions import run_weeks, week_of_days, weekly_partitions
 from jibble_pipeline.warehouse.display_names import load_names
 from jibble_pipeline.warehouse.resource import WarehouseResource
-from jibble_pipeline.warehouse.sent_log import Outcome, SentLog
 
 GROUP = "digests"
 
@@ -46,7 +54,9 @@ GROUP = "digests"
 RECENT_WEEKS = dg.AutomationCondition.in_latest_time_window(timedelta(days=14))
 
 
-def _follows(*ignored: str) -> AndAutomationCondition:
+def _follows(label: str, *ignored: str) -> dg.AutomationCondition:
+    """Materialise a recent week once its dependencies (but ``ignored``) were updated and
+    nothing of it is in progress; ``label`` says so in the UI."""
     return (
         dg.AutomationCondition.any_deps_updated()
         .ignore(dg.AssetSelection.assets(*ignored))
@@ -54,11 +64,7 @@ def _follows(*ignored: str) -> AndAutomationCondition:
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
         & RECENT_WEEKS
-    )
-
-
-def run_weeks(context: dg.AssetExecutionContext) -> list[date]:
-    return [date.fromisoformat(key) for key in context.partition_keys]
+    ).with_label(label)
 
 
 @dg.asset(group_name=GROUP, kinds={"postgres"}, metadata=column_schema("client_directory"))
@@ -100,8 +106,8 @@ def client_directory(
     },
     partitions_def=weekly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    automation_condition=_follows("sessions", "client_directory").with_label(
-        "weekly hours re-derived (latest two weeks)"
+    automation_condition=_follows(
+        "weekly hours re-derived (latest two weeks)", "sessions", "client_directory"
     ),
     group_name=GROUP,
     kinds={"postgres", "html"},
@@ -124,7 +130,7 @@ def client_digests(
     clients = clients_from_frame(client_directory)
     rendered_at = datetime.now(UTC)
     rows: list[dict] = []
-    for week in run_weeks(context):
+    for week in run_weeks(context.run.tags):
         rendered = digest_week(
             week, clients, weekly_hours, sessions, names, rendered_at, email.attachments
         )
@@ -149,14 +155,12 @@ def client_digests(
     return digests_frame(rows)
 
 
-class SendConfig(dg.Config):
+class DigestSendConfig(SendConfig):
     """``force``: send again even to clients who already got the week's digest.
     ``clients``: only these emails (any case); empty: every client of the week.
     ``dry_run``: report what would be sent, send nothing (also when no backend is set)."""
 
-    force: bool = False
     clients: list[str] = []
-    dry_run: bool = False
 
 
 def reported_version(row: Mapping) -> Version:
@@ -191,17 +195,13 @@ def sent_metadata(
     attachments: ExportAttachments | None,
 ) -> dict[str, object]:
     of_week = [o for o in outcomes if o.period == week]
-    table = [
-        {"to": o.recipient, "status": o.status, "attempts": o.attempts, "error": o.error}
-        for o in of_week
-    ]
     metadata: dict[str, object] = {
         "dry_run": False,
         "backend": backend,
         "sent": sum(o.status == "sent" for o in of_week),
         "failed": sum(o.status == "failed" for o in of_week),
         "already_sent": _count_of_week(digests, week) - len(of_week),
-        "outcomes": table_metadata(pd.DataFrame(table)),
+        "outcomes": table_metadata(pd.DataFrame(outcome_rows(of_week))),
         "attachments": "on (JIBBLE_DIGEST_ATTACHMENTS)" if attachments else "off",
     }
     if attachments is not None:
@@ -212,17 +212,23 @@ def sent_metadata(
     return metadata
 
 
-@dg.asset(
-    ins={"client_digests": dg.AssetIn()},
-    partitions_def=weekly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    group_name=GROUP,
-    kinds={"email", "postgres"},
-    metadata=column_schema("sent_digests"),
-)
+def sending_asset(log_table: str) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
+    """The definition of an asset that sends the messages of each week's ``client_digests``
+    once, through the send log ``log_table``."""
+    return dg.asset(
+        ins={"client_digests": dg.AssetIn()},
+        partitions_def=weekly_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        group_name=GROUP,
+        kinds={"email", "postgres"},
+        metadata=column_schema(log_table),
+    )
+
+
+@sending_asset("sent_digests")
 def sent_digests(
     context: dg.AssetExecutionContext,
-    config: SendConfig,
+    config: DigestSendConfig,
     client_digests: pd.DataFrame,
     email: EmailResource,
     warehouse: WarehouseResource,
@@ -238,7 +244,7 @@ def sent_digests(
     digests, missing = of_clients(client_digests, config.clients)
     if missing:
         context.log.warning(f"No digest for {missing} in these weeks")
-    weeks = run_weeks(context)
+    weeks = run_weeks(context.run.tags)
     if client_digests.empty:
         context.log.warning(
             f"No digests rendered for {', '.join(w.isoformat() for w in weeks)}: materialise "
@@ -247,30 +253,30 @@ def sent_digests(
     store = warehouse.open()
     log, ledger = SentLog(store), Ledger(store)
     records = digests.to_dict(orient="records")
-    reason = "run config dry_run" if config.dry_run else email.dry_run_reason
-    if reason:
-        would = unsent(records, log, weeks, force=config.force)
-        context.log.info(f"Dry run ({reason}): would send {len(would)} digest(s), sent none.")
+    policy = SendPolicy.of_run(context.run.run_id, config, email.dry_run_reason)
+    if policy.dry_run_reason:
+        would = unsent(records, log, weeks, force=policy.force)
+        context.log.info(policy.would_send(len(would), "digest(s)"))
         if not config.dry_run:  # a deployment that sends nothing rehearses: see ledger.py
             rehearsed = [reported_version(row) for row in would]
-            ledger.record(rehearsed, datetime.now(UTC), True, context.run.run_id, not config.force)
+            ledger.record(rehearsed, datetime.now(UTC), True, policy.run_id, not policy.force)
         for week in weeks:
-            metadata = dry_run_metadata(week, reason, records, would)
+            metadata = dry_run_metadata(week, policy.dry_run_reason, records, would)
             context.add_asset_metadata(metadata, partition_key=week.isoformat())
         return dg.MaterializeResult()
 
     attachments = ExportAttachments(reports.path) if email.attachments else None
-    outcomes = send_digests(
-        records,
+    outcomes = send_logged(
+        digest_deliveries(records, policy.force_nonce),
         log,
         email,
-        context.run.run_id,
-        force=config.force,
+        policy.run_id,
+        force=policy.force,
         info=context.log.info,
-        attach=attachments or no_attachments,
+        complete=with_attachments(records, attachments or no_attachments),
         on_sent=ledger.on_sent(
             {(row["week_start"], row["client_email"]): reported_version(row) for row in records},
-            context.run.run_id,
+            policy.run_id,
         ),
     )
     if attachments and attachments.missing:
@@ -284,20 +290,8 @@ def sent_digests(
         metadata = sent_metadata(week, email.backend, records, outcomes, attachments)
         metadata["delivery_unknown"] = int((unknown["week_start"] == week).sum())
         context.add_asset_metadata(metadata, partition_key=week.isoformat())
-    failed = [o for o in outcomes if o.status == "failed"]
-    if failed:
-        raise dg.Failure(
-            description=(
-                f"{len(failed)} of {len(outcomes)} digest(s) failed to send "
-                f"(first: {failed[0].recipient}: {failed[0].error}). They are recorded in "
-                "sent_digests; re-running the week sends only those."
-            ),
-            metadata={
-                "backend": email.backend,
-                "sent": len(outcomes) - len(failed),
-                "failed": len(failed),
-            },
-        )
+    retried = "They are recorded in sent_digests; re-running the week sends only those."
+    fail_if_any_failed(outcomes, "digest(s)", retried, {"backend": email.backend})
     return dg.MaterializeResult()
 
 
@@ -311,8 +305,8 @@ def sent_digests(
     deps=["sent_digests", "sent_corrections"],
     partitions_def=weekly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    automation_condition=_follows("sessions", "daily_attendance").with_label(
-        "digests re-rendered or sent (latest two weeks)"
+    automation_condition=_follows(
+        "digests re-rendered or sent (latest two weeks)", "sessions", "daily_attendance"
     ),
     group_name=GROUP,
     kinds={"html"},
@@ -333,7 +327,7 @@ def report_site(
     names = load_names(warehouse)
     store = warehouse.open()
     generated = datetime.now(UTC)
-    for week in run_weeks(context):
+    for week in run_weeks(context.run.tags):
         site = publish_site_week(
             reports.path, week, client_digests, sessions, daily_attendance, names, generated, store
         )

@@ -9,31 +9,20 @@ import pandas as pd
 
 from jibble_pipeline.assets.jibble_api import jibble_session
 from jibble_pipeline.assets.metadata import table_metadata
-from jibble_pipeline.assets.reconciliation import run_weeks
+from jibble_pipeline.assets.reconciliation import WeeklyCheck, weekly_hours_check
 from jibble_pipeline.jibble.client import JibbleError
 from jibble_pipeline.jibble.reports import logged_seconds
-from jibble_pipeline.jibble.resource import JibbleResource
 from jibble_pipeline.rules.formatting import format_hours
 from jibble_pipeline.rules.reconciliation import hour_entry_weeks
 from jibble_pipeline.warehouse.display_names import load_names
-from jibble_pipeline.warehouse.resource import WarehouseResource
 
 
-@dg.asset_check(
-    asset="weekly_hours",
-    name="hour_entries_not_counted",
-    description="Jibble's HourEntries (hours logged as durations, in timesheet mode) are not "
-    "punches: weekly hours leave them out. Warns with how many hours they hold per agent; "
-    "passes when the tenant has none.",
-    blocking=False,
-)
-def hour_entries_not_counted(
-    context: dg.AssetCheckExecutionContext, jibble: JibbleResource, warehouse: WarehouseResource
-) -> dg.AssetCheckResult:
+def count_hour_entries(check: WeeklyCheck) -> dg.AssetCheckResult:
+    """Jibble's HourEntries (hours logged as durations, in timesheet mode) are not punches:
+    weekly hours leave them out. Warns with how many hours they hold per agent; passes when
+    the tenant has none."""
+    context, jibble, warehouse, weeks = check
     warn = dg.AssetCheckSeverity.WARN
-    weeks = run_weeks(context, warehouse)
-    if not weeks:
-        return dg.AssetCheckResult(passed=True, severity=warn, metadata={"hour_entries": 0})
     first, last = min(weeks), max(weeks) + timedelta(days=6)
     try:
         with jibble_session(context, jibble, warehouse) as client:
@@ -68,3 +57,8 @@ def hour_entries_not_counted(
             "weekly hours leave out (HourEntries are not punches)"
         )
     return dg.AssetCheckResult(passed=weekly.empty, severity=warn, metadata=metadata)
+
+
+hour_entries_not_counted = weekly_hours_check(
+    "hour_entries_not_counted", count_hour_entries, "hour_entries"
+)

@@ -9,8 +9,9 @@ hours logged as durations (``HourEntries``) read, both only for weeks that diffe
 It warns, never blocks; where the tenant's plan has no report it passes, skipped, saying why.
 """
 
+from collections.abc import Callable
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import dagster as dg
 import pandas as pd
@@ -21,7 +22,7 @@ from jibble_pipeline.assets.metadata import table_metadata
 from jibble_pipeline.jibble.client import JibbleError
 from jibble_pipeline.jibble.reports import ReportUnavailable, logged_seconds
 from jibble_pipeline.jibble.resource import JibbleResource
-from jibble_pipeline.partitions import FAR_PAST, run_dates
+from jibble_pipeline.partitions import run_weeks
 from jibble_pipeline.rules.reconciliation import (
     TABLE_COLUMNS,
     compare,
@@ -35,32 +36,55 @@ from jibble_pipeline.warehouse.reconciliation import agent_weeks, date_watermark
 from jibble_pipeline.warehouse.resource import WarehouseResource
 
 
-def run_weeks(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> list[date]:
+def weeks_to_compare(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> list[date]:
     """The Mondays of the run's weekly partitions; the latest week held when unpartitioned."""
-    first, last = run_dates(context.run.tags)
-    if first == FAR_PAST:
-        query = sql.SQL("SELECT max(week_start) FROM {}").format(warehouse.table("weekly_hours"))
-        latest = warehouse.query_frame(query).iloc[0, 0]
-        return [] if latest is None or pd.isna(latest) else [latest]
-    return [first + timedelta(days=7 * n) for n in range((last - first).days // 7 + 1)]
+    weeks = run_weeks(context.run.tags)
+    if weeks:
+        return weeks
+    query = sql.SQL("SELECT max(week_start) FROM {}").format(warehouse.table("weekly_hours"))
+    latest = warehouse.query_frame(query).iloc[0, 0]
+    return [] if latest is None or pd.isna(latest) else [latest]
 
 
-@dg.asset_check(
-    asset="weekly_hours",
-    name="hours_match_jibble",
-    description="Each agent's weekly work hours match Jibble's own TrackedTimeReport, within "
-    "JIBBLE_RECONCILE_TOLERANCE_SECONDS; differences list the causes the warehouse shows. "
-    "Passes, skipped, when the Jibble plan or tenant lacks the report.",
-    blocking=False,
-)
-def hours_match_jibble(
-    context: dg.AssetCheckExecutionContext, jibble: JibbleResource, warehouse: WarehouseResource
-) -> dg.AssetCheckResult:
+class WeeklyCheck(NamedTuple):
+    """What a check of ``weekly_hours`` against Jibble works with."""
+
+    context: dg.AssetCheckExecutionContext
+    jibble: JibbleResource
+    warehouse: WarehouseResource
+    weeks: list[date]
+
+
+def weekly_hours_check(
+    name: str, compare: Callable[[WeeklyCheck], dg.AssetCheckResult], counted: str
+) -> dg.AssetChecksDefinition:
+    """A check of ``weekly_hours`` against Jibble that warns, never blocks: ``compare`` over
+    the weeks to compare (its docstring, on one line, describes the check); with no week, it
+    passes with ``counted`` 0."""
+    description = " ".join((compare.__doc__ or "").split())
+
+    @dg.asset_check(asset="weekly_hours", name=name, description=description, blocking=False)
+    def check(
+        context: dg.AssetCheckExecutionContext, jibble: JibbleResource, warehouse: WarehouseResource
+    ) -> dg.AssetCheckResult:
+        weeks = weeks_to_compare(context, warehouse)
+        if not weeks:
+            warn = dg.AssetCheckSeverity.WARN
+            return dg.AssetCheckResult(passed=True, severity=warn, metadata={counted: 0})
+        return compare(WeeklyCheck(context, jibble, warehouse, weeks))
+
+    return check
+
+
+def compare_hours(check: WeeklyCheck) -> dg.AssetCheckResult:
+    """Each agent's weekly work hours match Jibble's own TrackedTimeReport, within
+    JIBBLE_RECONCILE_TOLERANCE_SECONDS; differences list the causes the warehouse shows.
+    Passes, skipped, when the Jibble plan or tenant lacks the report."""
+    context, jibble, warehouse, weeks = check
     warn = dg.AssetCheckSeverity.WARN
     tolerance = jibble.reconcile_tolerance_seconds
-    weeks = run_weeks(context, warehouse)
-    if not weeks:
-        return dg.AssetCheckResult(passed=True, severity=warn, metadata={"agents_compared": 0})
     ours = agent_weeks(warehouse, weeks)
     watermarks = date_watermarks(warehouse, weeks)
     agents = warehouse.read_table("agents", columns=["person_id", "group_id"])
@@ -118,6 +142,9 @@ def hours_match_jibble(
         "differences": table_metadata(differing[TABLE_COLUMNS].astype({"week_start": str})),
     }
     return dg.AssetCheckResult(passed=differing.empty, severity=warn, metadata=metadata)
+
+
+hours_match_jibble = weekly_hours_check("hours_match_jibble", compare_hours, "agents_compared")
 
 
 def _differs(ours: pd.DataFrame, week: date, theirs: dict[str, float], tolerance: float) -> bool:

@@ -1,14 +1,14 @@
 """Sessions and daily attendance, derived per work date from the raw entries."""
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pandas as pd
 
 from jibble_pipeline.assets.metadata import hours_table, rows_by, selected_names
 from jibble_pipeline.assets.table_metadata import table_out
-from jibble_pipeline.partitions import daily_partitions
+from jibble_pipeline.partitions import daily_partitions, run_days
 from jibble_pipeline.rules.attendance import derive_attendance
 from jibble_pipeline.rules.entries import is_active
 from jibble_pipeline.rules.groups import assign_groups
@@ -78,8 +78,8 @@ def derive_daily_hours(
         "entries": rows_by(raw_time_entries, "belongs_to_date"),
     }
     selected = selected_names(context)
-    for key in context.partition_keys:
-        day = date.fromisoformat(key)
+    for day in run_days(context.run.tags):
+        key = day.isoformat()
         of_day = {name: frames.get(day) for name, frames in by_day.items()}
         if "sessions" in selected:
             context.add_asset_metadata(

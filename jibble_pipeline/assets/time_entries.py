@@ -1,7 +1,7 @@
 """Raw time entries, one daily partition per work date (``belongsToDate``)."""
 
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 import dagster as dg
@@ -19,7 +19,7 @@ from jibble_pipeline.ingest.time_entries import (
 )
 from jibble_pipeline.jibble.client import JibbleError
 from jibble_pipeline.jibble.resource import JibbleResource
-from jibble_pipeline.partitions import daily_partitions
+from jibble_pipeline.partitions import daily_partitions, run_dates
 from jibble_pipeline.warehouse.resource import WarehouseResource
 from jibble_pipeline.warehouse.store import DateWindow
 
@@ -34,12 +34,6 @@ class FetchConfig(dg.Config):
 
     commit_every_entries: int = CHUNK_ENTRIES
     commit_every_seconds: float = COMMIT_SECONDS
-
-
-def window_dates(context: dg.AssetExecutionContext) -> tuple[date, date]:
-    """First and last work date (inclusive) of the run's partition or partition range."""
-    window = context.partition_time_window
-    return window.start.date(), (window.end - timedelta(days=1)).date()
 
 
 @dg.multi_asset(
@@ -72,7 +66,7 @@ def fetch_time_entries(
     """Fetch the run's work dates (several pages at once) and land them in chunks of whole
     dates, each committed with its quarantine: a long backfill shows its dates as they land,
     and a re-run after a failure continues where it stopped."""
-    first, last = window_dates(context)
+    first, last = run_dates(context.run.tags)
     selected = selected_names(context)
     with jibble_session(context, jibble, warehouse) as client:
         load = EntryLoad(

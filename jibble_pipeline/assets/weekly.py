@@ -10,6 +10,7 @@ from jibble_pipeline.assets.sessions import GROUP
 from jibble_pipeline.assets.table_metadata import column_schema
 from jibble_pipeline.partitions import (
     daily_partitions,
+    run_weeks,
     week_of_days,
     weekly_partitions,
 )
@@ -28,16 +29,14 @@ WEEKLY_AUTOMATION = (
 
 def missing_days(context: dg.AssetExecutionContext) -> list[str]:
     """Days of the run's weeks that have a daily partition but no sessions derived yet."""
-    window = context.partition_time_window
     done = context.instance.get_materialized_partitions(dg.AssetKey("sessions"))
     existing = set(daily_partitions.get_partition_keys())
-    day, days = window.start, []
-    while day < window.end:
-        key = day.strftime("%Y-%m-%d")
-        if key in existing and key not in done:
-            days.append(key)
-        day += timedelta(days=1)
-    return days
+    days = [
+        (week + timedelta(days=n)).isoformat()
+        for week in run_weeks(context.run.tags)
+        for n in range(7)
+    ]
+    return [key for key in days if key in existing and key not in done]
 
 
 @dg.asset(
@@ -62,11 +61,10 @@ def weekly_hours(
     weeks = rows_by(frame, "week_start")
     monday = pd.to_datetime(complete["belongs_to_date"]).dt.to_period("W-SUN").dt.start_time
     days = rows_by(complete.assign(week_start=monday.dt.date), "week_start")
-    for key in context.partition_keys:
-        week = date.fromisoformat(key)
+    for week in run_weeks(context.run.tags):
         context.add_asset_metadata(
             week_metadata(weeks.get(week), days.get(week), missing, week, names),
-            partition_key=key,
+            partition_key=week.isoformat(),
         )
     return frame
 

@@ -10,9 +10,11 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from jibble_pipeline.automation.sensors import running_sensor
+from jibble_pipeline.delivery.resources import EmailResource
 from jibble_pipeline.digest.corrections import ready_weeks
 from jibble_pipeline.digest.ledger import Ledger
-from jibble_pipeline.digest.resources import CorrectionsResource, EmailResource
+from jibble_pipeline.digest.resources import CorrectionsResource
 from jibble_pipeline.warehouse.resource import WarehouseResource
 
 send_corrections = dg.define_asset_job(
@@ -23,13 +25,13 @@ send_corrections = dg.define_asset_job(
 )
 
 
-@dg.sensor(
-    job=send_corrections,
-    minimum_interval_seconds=600,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Sends corrections of reported weeks whose hours changed, once each week has "
-    "been quiet (retried hourly while a run fails).",
+SENSOR_DESCRIPTION = (
+    "Sends corrections of reported weeks whose hours changed, once each week has been quiet "
+    "(retried hourly while a run fails)."
 )
+
+
+@running_sensor(send_corrections, 600, SENSOR_DESCRIPTION)
 def corrections_sensor(
     context: dg.SensorEvaluationContext,
     warehouse: WarehouseResource,

@@ -23,10 +23,11 @@ from psycopg import sql
 
 from jibble_pipeline.assets.jibble_api import tenant_client
 from jibble_pipeline.automation.schedules import refresh_window
+from jibble_pipeline.automation.sensors import running_sensor
 from jibble_pipeline.jibble.client import JibbleClient
 from jibble_pipeline.jibble.resource import JibbleResource
 from jibble_pipeline.jibble.tenant import UPDATED_AT_FILTER
-from jibble_pipeline.partitions import daily_partitions, range_tags, run_dates
+from jibble_pipeline.partitions import daily_partitions, range_tags, run_days
 from jibble_pipeline.warehouse.drift import drift
 from jibble_pipeline.warehouse.resource import WarehouseResource
 from jibble_pipeline.warehouse.tenant import load_profile, tenant_key
@@ -167,11 +168,10 @@ def _runs_state(instance: dg.DagsterInstance, until: str, now: datetime) -> str:
     return "succeeded" if done else "waiting"
 
 
-@dg.sensor(
-    job=refetch_work_dates,
-    minimum_interval_seconds=300,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Re-derives past work dates whose entries changed in Jibble (updatedAt).",
+@running_sensor(
+    refetch_work_dates,
+    300,
+    "Re-derives past work dates whose entries changed in Jibble (updatedAt).",
 )
 def late_edits_sensor(
     context: dg.SensorEvaluationContext, jibble: JibbleResource, warehouse: WarehouseResource
@@ -291,18 +291,17 @@ def _dates_in_flight(instance: dg.DagsterInstance) -> set[date]:
     runs = instance.get_runs(filters=dg.RunsFilter(tags={SWEEP_TAG: "1"}, statuses=UNFINISHED))
     dates: set[date] = set()
     for run in runs:
-        first, last = run_dates(run.tags)
-        dates |= {first + timedelta(days=n) for n in range((last - first).days + 1)}
+        dates |= set(run_days(run.tags))
     return dates
 
 
-@dg.sensor(
-    job=refetch_work_dates,
-    minimum_interval_seconds=60,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="For a Jibble tenant that cannot filter on updatedAt: reads the last month's "
-    "work dates again, a slice a minute, and re-derives those that changed.",
+SWEEP_DESCRIPTION = (
+    "For a Jibble tenant that cannot filter on updatedAt: reads the last month's work dates "
+    "again, a slice a minute, and re-derives those that changed."
 )
+
+
+@running_sensor(refetch_work_dates, 60, SWEEP_DESCRIPTION)
 def late_edits_sweep(
     context: dg.SensorEvaluationContext, jibble: JibbleResource, warehouse: WarehouseResource
 ) -> dg.SensorResult | dg.SkipReason:

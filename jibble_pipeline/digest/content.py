@@ -16,7 +16,7 @@ from typing import Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from jibble_pipeline.digest.directory import Client, Contract
+from jibble_pipeline.digest.directory.clients import Client, Contract
 from jibble_pipeline.rules.formatting import format_hours
 from jibble_pipeline.warehouse.display_names import Names
 

@@ -26,7 +26,8 @@ from jibble_pipeline.digest.render import (
     render_correction_html,
     render_correction_text,
 )
-from jibble_pipeline.digest.site import correction_file, write_file
+from jibble_pipeline.digest.site.paths import correction_file
+from jibble_pipeline.digest.site.publish import write_file
 from jibble_pipeline.rules.formatting import format_hours
 
 

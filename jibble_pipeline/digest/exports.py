@@ -34,7 +34,7 @@ import pandas as pd
 import xlsxwriter
 
 from jibble_pipeline.digest.content import ClientDigest, Delivery, local_start, week_sessions
-from jibble_pipeline.digest.site import EXPORT_SUFFIXES, export_file
+from jibble_pipeline.digest.site.paths import EXPORT_SUFFIXES, export_file
 from jibble_pipeline.rules.formatting import format_hours
 from jibble_pipeline.warehouse.display_names import Names
 

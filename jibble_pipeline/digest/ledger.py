@@ -25,10 +25,10 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from jibble_pipeline.delivery.sent_log import OnSent, Outcome
 from jibble_pipeline.digest.content import ClientDigest
 from jibble_pipeline.digest.corrections import CHANGE_COLUMNS, Correction, Reported
 from jibble_pipeline.schema import REPORTED_HOURS, REPORTED_WEEKS
-from jibble_pipeline.warehouse.sent_log import OnSent, Outcome
 from jibble_pipeline.warehouse.store import Warehouse
 
 Kind = Literal["digest", "correction", "past_cutoff"]

@@ -17,7 +17,7 @@ from datetime import time
 from pathlib import Path
 from typing import Literal
 
-from jibble_pipeline.digest.directory import ContractFields
+from jibble_pipeline.digest.directory.sources import ContractFields
 from jibble_pipeline.settings import (
     ConfigurationError,
     choice_setting,

@@ -15,7 +15,7 @@ import pandas as pd
 from psycopg import sql
 
 from jibble_pipeline.digest.content import ClientDigest, build_week_digests, groups_without_client
-from jibble_pipeline.digest.directory import Client
+from jibble_pipeline.digest.directory.clients import Client
 from jibble_pipeline.digest.exports import (
     ATTACHMENTS,
     ClientExport,
@@ -25,19 +25,10 @@ from jibble_pipeline.digest.exports import (
 from jibble_pipeline.digest.history import corrected_weeks, versions_by_client
 from jibble_pipeline.digest.ledger import Ledger
 from jibble_pipeline.digest.render import render_html, render_text, subject
-from jibble_pipeline.digest.site import (
-    TREND_WEEKS,
-    AgentWeek,
-    agent_weeks,
-    digest_dir,
-    digest_files,
-    existing_weeks,
-    publish,
-    render_index,
-    render_week,
-    week_dir,
-    write_file,
-)
+from jibble_pipeline.digest.site.pages import AgentWeek, agent_weeks
+from jibble_pipeline.digest.site.paths import digest_dir, week_dir
+from jibble_pipeline.digest.site.publish import existing_weeks, publish, write_file
+from jibble_pipeline.digest.site.render import TREND_WEEKS, digest_files, render_index, render_week
 from jibble_pipeline.rules.formatting import format_hours
 from jibble_pipeline.schema import CLIENT_DIGESTS
 from jibble_pipeline.warehouse.display_names import Names

@@ -1,10 +1,8 @@
-"""Sending a digest: a multipart email (plain text and HTML, and any attachments) through
-SMTP or the Resend API.
+"""The email backends: a multipart message (plain text and HTML, and any attachments) sent
+through SMTP or the Resend API.
 
 Both senders take an ``OutgoingEmail`` and return the provider's message id, or raise a
-``SendError`` that says whether trying again can help. ``deliver`` retries the ones that can.
-Error texts never hold a password or API key: they are built from status codes and the
-server's own words, and scrubbed of every configured secret besides.
+``SendError`` that says whether trying again can help (``delivery/message.py``).
 """
 
 from __future__ import annotations
@@ -13,71 +11,17 @@ import base64
 import contextlib
 import smtplib
 import ssl
-import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
-from typing import Literal, Protocol
+from typing import Literal
 
 import httpx
 
+from jibble_pipeline.delivery.message import OutgoingEmail, SendError
 from jibble_pipeline.transport import Pacing, RetryPolicy, ServiceUnavailable, open_session
 
 SmtpSecurity = Literal["starttls", "ssl", "none"]
-
-
-class SendError(Exception):
-    """A send that failed; ``retryable`` when the same request may succeed later; ``fatal``
-    when no other email of the batch can go either (no connection, credentials refused)."""
-
-    def __init__(self, message: str, *, retryable: bool, fatal: bool = False):
-        super().__init__(message)
-        self.retryable = retryable
-        self.fatal = fatal
-
-
-@dataclass(frozen=True)
-class Attachment:
-    filename: str
-    content: bytes
-    content_type: str  # e.g. ``text/csv``
-
-    @property
-    def maintype(self) -> str:
-        return self.content_type.partition("/")[0]
-
-    @property
-    def subtype(self) -> str:
-        return self.content_type.partition("/")[2]
-
-
-@dataclass(frozen=True)
-class OutgoingEmail:
-    to: str
-    subject: str
-    text: str
-    html: str
-    # Stable per (week, client) so a provider that deduplicates (Resend) never sends twice.
-    idempotency_key: str
-    headers: dict[str, str] = field(default_factory=dict)
-    attachments: tuple[Attachment, ...] = ()
-
-
-class EmailSender(Protocol):
-    name: str
-
-    def send(self, email: OutgoingEmail) -> str: ...
-
-    def close(self) -> None: ...
-
-
-def scrub(text: str, secrets: Iterable[str | None]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
 
 
 def _domain(address: str) -> str:
@@ -327,34 +271,3 @@ def _resend_error(response: httpx.Response) -> str:
         return ""
     name, message = data.get("name"), data.get("message")
     return " ".join(f"{v}" for v in (f"({name})" if name else None, message) if v)[:300]
-
-
-@dataclass(frozen=True)
-class DeliveryResult:
-    message_id: str | None
-    error: str | None
-    attempts: int
-    fatal: bool = False  # the rest of the batch cannot be sent either
-
-
-def deliver(
-    sender: EmailSender,
-    email: OutgoingEmail,
-    *,
-    max_attempts: int = 3,
-    retry_delay_seconds: float = 2.0,
-    secrets: Iterable[str | None] = (),
-    sleep: Callable[[float], None] = time.sleep,
-) -> DeliveryResult:
-    """Sends ``email``, retrying what the sender says may succeed later (an SMTP 4xx, a
-    dropped SMTP connection) with a growing delay. HTTP senders retry in their transport."""
-    secrets = list(secrets)
-    attempts = max(1, max_attempts)
-    for attempt in range(1, attempts + 1):
-        try:
-            return DeliveryResult(sender.send(email), None, attempt)
-        except SendError as exc:
-            if not exc.retryable or attempt == attempts:
-                return DeliveryResult(None, scrub(str(exc), secrets), attempt, exc.fatal)
-            sleep(retry_delay_seconds * 2 ** (attempt - 1))
-    raise AssertionError("unreachable")

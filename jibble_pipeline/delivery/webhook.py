@@ -4,15 +4,18 @@ The sender takes the same ``OutgoingEmail`` as the email senders and posts its t
 Slack as ``{"text": ...}`` (with ``&``, ``<`` and ``>`` escaped, as Slack asks), to Teams as
 an Adaptive Card of one text block per line. Requests go through the project's HTTP layer
 (paced, faults and 429s retried). The URL is the webhook's secret: no log line or error
-names it or its path.
+names it or its path. ``WebhookChannel`` is the webhook as a channel of a send log.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from jibble_pipeline.alerts.settings import WebhookFormat
-from jibble_pipeline.digest.email import OutgoingEmail, SendError
+from jibble_pipeline.delivery.message import OutgoingEmail, Sender, SendError
 from jibble_pipeline.transport import Pacing, RetryPolicy, ServiceUnavailable, open_session
 
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
@@ -93,3 +96,30 @@ class WebhookSender:
 
     def close(self) -> None:
         self._session.close()
+
+
+@dataclass(frozen=True)
+class WebhookChannel:
+    """The webhook as a ``Channel`` of the send log."""
+
+    url: str
+    kind: WebhookFormat
+    max_attempts: int = 1  # the transport retries faults itself
+    retry_delay_seconds: float = 1.0
+    timeout_seconds: float = 30.0
+    retry: RetryPolicy | None = None
+
+    @property
+    def backend(self) -> str:
+        return self.kind
+
+    @property
+    def secrets(self) -> list[str | None]:
+        return [self.url]
+
+    @contextmanager
+    def open_sender(self) -> Iterator[Sender]:
+        with WebhookSender(
+            self.url, self.kind, timeout_seconds=self.timeout_seconds, retry=self.retry
+        ) as sender:
+            yield sender
