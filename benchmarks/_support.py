@@ -39,12 +39,13 @@ class WorkDates:
         """``count`` whole weeks from Monday 2025-01-06."""
         return cls(FIRST_MONDAY, FIRST_MONDAY + timedelta(weeks=count) - timedelta(days=1))
 
-    def __str__(self) -> str:
-        return f"{self.first}..{self.last}"
-
     @classmethod
     def days_from(cls, first: date, count: int) -> WorkDates:
+        """``count`` work dates from ``first``."""
         return cls(first, first + timedelta(days=count - 1))
+
+    def __str__(self) -> str:
+        return f"{self.first}..{self.last}"
 
     @property
     def days(self) -> int:
