@@ -23,12 +23,10 @@ Target: this pipeline >= 3x faster than dlt.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
-from datetime import UTC, date, datetime, timedelta
-from datetime import time as clock_time
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -44,16 +42,20 @@ from psycopg.conninfo import conninfo_to_dict  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._machine import describe_machine  # noqa: E402
-from benchmarks._support import (  # noqa: E402
+from benchmarks._simulator import (  # noqa: E402
     ENTRY_ORDER,
     Simulator,
+    days_parser,
+    simulator_process,
+)
+from benchmarks._support import (  # noqa: E402
     Stopwatch,
-    add_database_argument,
+    WorkDates,
+    add_database_arguments,
     drop_schema,
     median,
     postgres,
     server_version,
-    simulator_process,
 )
 from jibble_pipeline.assets.time_entries import fetch_time_entries  # noqa: E402
 from jibble_pipeline.jibble.odata import between_dates  # noqa: E402
@@ -219,27 +221,22 @@ def check_dlt_defaults(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--agents", type=int, default=400)
-    parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--start", type=date.fromisoformat, default=date(2025, 1, 1))
+    parser = days_parser(__doc__, days=90)
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--page-cap", type=int, default=100, help="the simulator's page cap")
-    add_database_argument(parser)
+    add_database_arguments(parser)
     args = parser.parse_args()
 
     import dlt
 
-    first = args.start
-    last = first + timedelta(days=args.days - 1)
-    now = datetime.combine(last + timedelta(days=2), clock_time(), UTC)
+    dates = WorkDates.days_from(args.start, args.days)
+    first, last = dates.first, dates.last
     timings: dict[str, list[float]] = {"pipeline": [], "dlt": []}
     counts: dict[str, list[tuple[int, int]]] = {"pipeline": [], "dlt": []}
     with (
         postgres(args.database_url) as url,
         tempfile.TemporaryDirectory(prefix="jibble-dlt-") as folder,
         simulator_process(
-            agents=args.agents, start=first, now=now, page_cap=args.page_cap
+            agents=args.agents, start=first, now=dates.now, page_cap=args.page_cap
         ) as simulator,
     ):
         version = server_version(url)

@@ -28,37 +28,23 @@ settings to the pipeline's warehouse connections (what-if measurements only).
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
-from datetime import UTC, date, datetime, timedelta
-from datetime import time as clock_time
 from pathlib import Path
 
 import dagster as dg
-import psycopg
-from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._machine import (  # noqa: E402
-    current_rss_mib,
-    describe_machine,
-    peak_rss_mib,
-    process_cpu_seconds,
-)
-from benchmarks._support import (  # noqa: E402
-    Stopwatch,
+from benchmarks._machine import current_rss_mib, describe_machine, peak_rss_mib, process_cpu_seconds  # noqa: E402
+from benchmarks._simulator import (  # noqa: E402
     add_api_arguments,
-    add_database_argument,
     api_conditions,
+    days_parser,
     describe_api,
-    postgres,
-    scratch_schema,
-    server_version,
     simulator_process,
-    with_session_settings,
 )
+from benchmarks._support import Stopwatch, WorkDates, add_database_arguments, scratch_database  # noqa: E402
 from jibble_pipeline.assets.time_entries import fetch_time_entries  # noqa: E402
 from jibble_pipeline.partitions import range_tags  # noqa: E402
 from jibble_pipeline.resources import pipeline_resources, server_jibble  # noqa: E402
@@ -90,54 +76,30 @@ def step_phases(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
     return phases
 
 
-def count_rows(url: str, schema: str, name: str) -> int:
-    with psycopg.connect(url) as conn:
-        query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, name))
-        return conn.execute(query).fetchone()[0]
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--agents", type=int, default=400)
-    parser.add_argument("--days", type=int, default=365)
-    parser.add_argument("--start", type=date.fromisoformat, default=date(2025, 1, 1))
-    parser.add_argument("--page-cap", type=int, default=100, help="the simulator's page cap")
+    parser = days_parser(__doc__, days=365)
     parser.add_argument("--page-size", type=int, default=1000, help="the pipeline's $top")
-    parser.add_argument(
-        "--pg-option",
-        action="append",
-        default=[],
-        help="session setting for the pipeline's warehouse connections, e.g. "
-        "enable_nestloop=off (what-if; repeatable)",
-    )
-    add_database_argument(parser)
+    add_database_arguments(parser, session_settings_for="the pipeline")
     add_api_arguments(parser)
     args = parser.parse_args()
 
-    first = args.start
-    last = first + timedelta(days=args.days - 1)
-    now = datetime.combine(last + timedelta(days=2), clock_time(), UTC)
+    dates = WorkDates.days_from(args.start, args.days)
+    first, last = dates.first, dates.last
     with (
-        postgres(args.database_url) as url,
-        scratch_schema(url) as schema,
+        scratch_database(args.database_url, args.pg_option) as database,
         simulator_process(
-            agents=args.agents,
-            start=first,
-            now=now,
-            page_cap=args.page_cap,
+            agents=args.agents, start=first, now=dates.now, page_cap=args.page_cap
         ) as simulator,
     ):
-        version = server_version(url)
         with Stopwatch() as warm:
             expected = simulator.count_entries(first, last)
-        pipeline_url = with_session_settings(url, args.pg_option)
         jibble = server_jibble(
             simulator,
             page_size=args.page_size,
             concurrency=args.concurrency,
             max_requests_per_second=args.max_rps,
         )
-        resources = pipeline_resources(jibble, pipeline_url, schema)
+        resources = pipeline_resources(jibble, database.session_url(), database.schema)
         instance = dg.DagsterInstance.ephemeral()
         rss_before = current_rss_mib()
         print(
@@ -162,8 +124,8 @@ def main() -> None:
         )
         peak = peak_rss_mib()
         served = simulator.stats()
-        stored = count_rows(url, schema, "raw_time_entries")
-        quarantined = count_rows(url, schema, "quarantined_entries")
+        stored = database.count_rows("raw_time_entries")
+        quarantined = database.count_rows("quarantined_entries")
         phases = step_phases(instance, result.run_id)
         tags = instance.get_run_by_id(result.run_id).tags
 
@@ -171,9 +133,7 @@ def main() -> None:
     step = phases.get("STEP_SUCCESS", phases.get("STEP_FAILURE", run.seconds)) - start_step
     print()
     print(f"machine: {describe_machine()}")
-    print(f"database: PostgreSQL {version} ({'given URL' if args.database_url else 'embedded'})")
-    if args.pg_option:
-        print(f"what-if session settings for the pipeline: {', '.join(args.pg_option)}")
+    print(database.describe("the pipeline"))
     print(
         f"organisation: {args.agents} agents, work dates {first}..{last} ({args.days} days), "
         f"simulator pages of at most {args.page_cap} rows, pipeline $top {args.page_size}"

@@ -18,27 +18,25 @@ seconds per 100,000 entries of each and their ratio. Target: at most 2x the refe
 
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import subprocess
 import sys
 import time
-from datetime import UTC, date, datetime, timedelta
-from datetime import time as clock_time
+from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._machine import describe_machine, process_cpu_seconds  # noqa: E402
+from benchmarks._simulator import Simulator, weeks_parser, weeks_simulator  # noqa: E402
 from benchmarks._support import (  # noqa: E402
-    Simulator,
-    add_database_argument,
+    WorkDates,
+    alternating,
+    describe_ratios,
     drop_table,
-    median,
     postgres,
     scratch_schema,
-    simulator_process,
 )
 
 TARGET = 2.0
@@ -95,52 +93,37 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--pipeline-child":
         pipeline_child(sys.argv[2:])
         return
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--agents", type=int, default=400)
-    parser.add_argument("--weeks", type=int, default=12)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--latency-ms", type=float, default=100)
-    parser.add_argument("--page-cap", type=int, default=100)
-    add_database_argument(parser)
-    args = parser.parse_args()
-    first = date(2025, 1, 6)
-    last = first + timedelta(weeks=args.weeks) - timedelta(days=1)
-    now = datetime.combine(last + timedelta(days=2), clock_time(), UTC)
+    args = weeks_parser(__doc__, agents=400, latency_ms=100, rounds=2).parse_args()
+    dates = WorkDates.weeks(args.weeks)
     results: dict[str, list[dict[str, float]]] = {"pipeline": [], "reference": []}
-    with (
-        postgres(args.database_url) as url,
-        simulator_process(
-            agents=args.agents, start=date(2025, 1, 1), now=now, page_cap=args.page_cap
-        ) as simulator,
-    ):
-        expected = simulator.count_entries(first, last)
+    with postgres(args.database_url) as url, weeks_simulator(args, dates) as simulator:
+        expected = simulator.count_entries(dates.first, dates.last)
         simulator.set_faults(latency_seconds=args.latency_ms / 1000)
-        common = [simulator.url, simulator.client_id, simulator.client_secret, str(first),
-                  str(last), url]  # fmt: skip
+        common = [simulator.url, simulator.client_id, simulator.client_secret, str(dates.first),
+                  str(dates.last), url]  # fmt: skip
         commands = {
             "pipeline": [sys.executable, __file__, "--pipeline-child", *common],
             "reference": [sys.executable, str(HERE / "reference_loader.py"), *common],
         }
-        for round_number in range(args.rounds + 1):  # round 0 warms the server's pages
-            order = ["pipeline", "reference"] if round_number % 2 else ["reference", "pipeline"]
-            for name in order:
-                with scratch_schema(url) as schema:
-                    target = schema if name == "pipeline" else f"{schema}_reference"
-                    command = [*commands[name], target]
-                    if name == "reference":
-                        command[-1] = f"public.{target}"
-                    figures = run_child(command, simulator)
-                    if name == "reference":
-                        drop_table(url, f"public.{target}")
-                assert figures["entries"] == expected, (name, figures["entries"], expected)
-                if round_number:
-                    results[name].append(figures)
-                    print(
-                        f"round {round_number}: {name:<9} {figures['cpu_seconds']:6.1f} CPU-s, "
-                        f"{figures['wall_seconds']:6.1f} s; simulator "
-                        f"{figures['simulator_cpu_seconds']:.1f} CPU-s",
-                        flush=True,
-                    )
+        # round 0 warms the server's pages
+        for round_index, name in alternating("reference", "pipeline", args.rounds + 1):
+            with scratch_schema(url) as schema:
+                target = schema if name == "pipeline" else f"{schema}_reference"
+                command = [*commands[name], target]
+                if name == "reference":
+                    command[-1] = f"public.{target}"
+                figures = run_child(command, simulator)
+                if name == "reference":
+                    drop_table(url, f"public.{target}")
+            assert figures["entries"] == expected, (name, figures["entries"], expected)
+            if round_index:
+                results[name].append(figures)
+                print(
+                    f"round {round_index}: {name:<9} {figures['cpu_seconds']:6.1f} CPU-s, "
+                    f"{figures['wall_seconds']:6.1f} s; simulator "
+                    f"{figures['simulator_cpu_seconds']:.1f} CPU-s",
+                    flush=True,
+                )
     per_100k = {
         name: [f["cpu_seconds"] / f["entries"] * 100_000 for f in runs]
         for name, runs in results.items()
@@ -149,16 +132,12 @@ def main() -> None:
     print()
     print(f"machine: {describe_machine()}")
     print(
-        f"{args.agents} agents, work dates {first}..{last}: {expected:,} entries; pages of at "
+        f"{args.agents} agents, work dates {dates}: {expected:,} entries; pages of at "
         f"most {args.page_cap}, {args.latency_ms:g} ms per request"
     )
     for name, values in per_100k.items():
         print(f"{name:<9} CPU-s per 100,000 entries: {', '.join(f'{v:.1f}' for v in values)}")
-    verdict = "met" if median(ratios) <= TARGET else "MISSED"
-    print(
-        f"pipeline / reference per round: {', '.join(f'{r:.2f}' for r in ratios)}; median "
-        f"{median(ratios):.2f} (target <= {TARGET:g}: {verdict})"
-    )
+    print(describe_ratios("pipeline / reference", ratios, TARGET))
 
 
 if __name__ == "__main__":

@@ -17,62 +17,41 @@ Targets: at least 85 % of the limit, at most 5 % answered 429.
 
 from __future__ import annotations
 
-import argparse
 import sys
-from datetime import UTC, date, datetime, timedelta
-from datetime import time as clock_time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._machine import describe_machine  # noqa: E402
-from benchmarks._support import (  # noqa: E402
-    CliRun,
-    Stopwatch,
-    add_database_argument,
-    postgres,
-    scratch_schema,
-    simulator_process,
-)
-from benchmarks.remote_latency import stored  # noqa: E402
+from benchmarks._simulator import run_to_end, weeks_parser, weeks_simulator  # noqa: E402
+from benchmarks._support import WorkDates, postgres, raw_entry_counts, scratch_schema  # noqa: E402
 
 RATE_TARGET = 0.85
 REFUSED_TARGET = 0.05
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--agents", type=int, default=40)
-    parser.add_argument("--weeks", type=int, default=12)
+    parser = weeks_parser(__doc__, agents=40, latency_ms=100)
     parser.add_argument("--limit", type=int, default=3, help="requests per one-second window")
-    parser.add_argument("--latency-ms", type=float, default=100)
-    parser.add_argument("--page-cap", type=int, default=100)
     parser.add_argument("--retry-after", action="store_true", help="429s carry Retry-After")
-    add_database_argument(parser)
     args = parser.parse_args()
-    first = date(2025, 1, 6)
-    last = first + timedelta(weeks=args.weeks) - timedelta(days=1)
-    now = datetime.combine(last + timedelta(days=2), clock_time(), UTC)
+    dates = WorkDates.weeks(args.weeks)
     with (
         postgres(args.database_url) as url,
-        simulator_process(
-            agents=args.agents, start=date(2025, 1, 1), now=now, page_cap=args.page_cap
-        ) as simulator,
+        weeks_simulator(args, dates) as simulator,
         scratch_schema(url) as schema,
     ):
-        expected = simulator.count_entries(first, last)  # generated before the clock starts
+        # generated before the clock starts
+        expected = simulator.count_entries(dates.first, dates.last)
         simulator.set_faults(
             latency_seconds=args.latency_ms / 1000,
             rate_limit_per_second=args.limit,
             rate_limit_style="fixed-window",
             rate_limit_header="Retry-After" if args.retry_after else "none",
         )
-        with Stopwatch() as watch:
-            code, output = CliRun(simulator, url, schema, first, last).wait()
-        if code != 0:
-            raise RuntimeError(f"the run failed:\n{output[-3000:]}")
+        seconds = run_to_end(simulator, url, schema, dates)
         stats = simulator.stats()
-        rows, distinct = stored(url, schema)
+        rows, distinct = raw_entry_counts(url, schema)
     assert rows == distinct == expected, f"{rows} rows ({distinct} distinct), {expected} expected"
     span = stats["last_request_at"] - stats["first_request_at"]
     admitted = stats["requests"] - stats["token_requests"] - stats["rate_limited"]
@@ -82,14 +61,14 @@ def main() -> None:
     refused = stats["rate_limited"] / sent
     print(f"machine: {describe_machine()}")
     print(
-        f"{args.agents} agents, work dates {first}..{last}: {expected:,} entries, every one "
+        f"{args.agents} agents, work dates {dates}: {expected:,} entries, every one "
         f"stored once; pages of at most {args.page_cap}, {args.latency_ms:g} ms per request"
     )
     print(
         f"limit: {args.limit} requests per 1 s window, ISO X-Rate-Limit-Reset, "
         f"{'Retry-After' if args.retry_after else 'no Retry-After'} on 429s"
     )
-    print(f"run: {watch.seconds:.1f} s (the command, start-up included)")
+    print(f"run: {seconds:.1f} s (the command, start-up included)")
     print(
         f"requests: {sent} sent, {admitted} admitted, {stats['rate_limited']} answered 429, "
         f"over {span:.1f} s from the first to the last"

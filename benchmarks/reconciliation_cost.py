@@ -12,10 +12,8 @@ simulator's counters) and what the check costs per week.
 
 from __future__ import annotations
 
-import argparse
 import sys
-from datetime import UTC, date, datetime, timedelta
-from datetime import time as clock_time
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -23,14 +21,8 @@ import dagster as dg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._machine import describe_machine  # noqa: E402
-from benchmarks._support import (  # noqa: E402
-    Stopwatch,
-    add_database_argument,
-    median,
-    postgres,
-    scratch_schema,
-    simulator_process,
-)
+from benchmarks._simulator import weeks_parser, weeks_simulator  # noqa: E402
+from benchmarks._support import Stopwatch, WorkDates, alternating, median, postgres, scratch_schema  # noqa: E402
 from jibble_pipeline.assets.reconciliation import hours_match_jibble  # noqa: E402
 from jibble_pipeline.assets.sessions import derive_daily_hours  # noqa: E402
 from jibble_pipeline.assets.snapshots import activities, agents, client_groups  # noqa: E402
@@ -43,23 +35,17 @@ ASSETS = [agents, client_groups, activities, fetch_time_entries, derive_daily_ho
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--agents", type=int, default=40)
-    parser.add_argument("--weeks", type=int, default=12)
-    parser.add_argument("--latency-ms", type=float, default=150)
+    parser = weeks_parser(__doc__, agents=40, latency_ms=150, rounds=3)
     parser.add_argument("--rate-limit", type=float, default=0)
-    parser.add_argument("--rounds", type=int, default=3)
-    add_database_argument(parser)
     args = parser.parse_args()
-    first = date(2025, 1, 6)
-    last = first + timedelta(weeks=args.weeks) - timedelta(days=1)
-    now = datetime.combine(last + timedelta(days=2), clock_time(), UTC)
+    dates = WorkDates.weeks(args.weeks)
+    first, last = dates.first, dates.last
     times: dict[str, list[float]] = {"with check": [], "without": []}
     check_requests: list[int] = []
     with (
         postgres(args.database_url) as url,
         scratch_schema(url) as schema,
-        simulator_process(agents=args.agents, start=date(2025, 1, 1), now=now, page_cap=100) as sim,
+        weeks_simulator(args, dates) as sim,
     ):
         resources = pipeline_resources(server_jibble(sim), url, schema)
         instance = dg.DagsterInstance.ephemeral()
@@ -77,24 +63,20 @@ def main() -> None:
         ingest = dg.materialize(
             [*ASSETS], selection=ASSETS[:-1], instance=instance, resources=resources,
             tags=range_tags(first, last),
-            run_config={"ops": {"derive_daily_hours": {"config": {"now": now.isoformat()}}}},
+            run_config={"ops": {"derive_daily_hours": {"config": {"now": dates.now.isoformat()}}}},
         )  # fmt: skip
         assert ingest.success
         weeks = (first, last - timedelta(days=6))  # the Mondays
         sim.set_faults(
             latency_seconds=args.latency_ms / 1000, rate_limit_per_second=args.rate_limit
         )
-        for round_number in range(args.rounds):
-            order = (
-                ["with check", "without"] if round_number % 2 == 0 else ["without", "with check"]
-            )
-            for name in order:
-                before = sim.stats()["requests"]
-                checks = [hours_match_jibble] if name == "with check" else []
-                times[name].append(run([weekly_hours], checks))
-                if name == "with check":
-                    check_requests.append(sim.stats()["requests"] - before)
-                print(f"round {round_number + 1}: {name:<10} {times[name][-1]:6.1f} s", flush=True)
+        for round_index, name in alternating("with check", "without", args.rounds):
+            before = sim.stats()["requests"]
+            checks = [hours_match_jibble] if name == "with check" else []
+            times[name].append(run([weekly_hours], checks))
+            if name == "with check":
+                check_requests.append(sim.stats()["requests"] - before)
+            print(f"round {round_index + 1}: {name:<10} {times[name][-1]:6.1f} s", flush=True)
 
     extra = [w - o for w, o in zip(times["with check"], times["without"], strict=True)]
     print()

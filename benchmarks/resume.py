@@ -22,12 +22,9 @@ whether the warehouse then equals the clean run's (every entry, its payload and 
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
-from datetime import time as clock_time
 from pathlib import Path
 
 import psycopg
@@ -36,14 +33,8 @@ from psycopg import sql
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._machine import describe_machine  # noqa: E402
-from benchmarks._support import (  # noqa: E402
-    CliRun,
-    Stopwatch,
-    add_database_argument,
-    postgres,
-    scratch_schema,
-    simulator_process,
-)
+from benchmarks._simulator import CliRun, Simulator, run_to_end, weeks_parser, weeks_simulator  # noqa: E402
+from benchmarks._support import Stopwatch, WorkDates, postgres, scratch_schema  # noqa: E402
 
 TARGET = 0.6
 
@@ -73,74 +64,62 @@ def entries(url: str, schema: str) -> set[tuple]:
         return set(conn.execute(query).fetchall())
 
 
-def rerun(simulator, url: str, schema: str, dates: tuple[date, date], truth, full: int) -> str:
+def rerun(
+    simulator: Simulator, url: str, schema: str, dates: WorkDates, truth: set[tuple], full: int
+) -> str:
     """Runs the range again with the faults off: how much it read, and whether the warehouse
     then equals the clean run's."""
     simulator.set_faults()
-    with Stopwatch() as clock:
-        code, output = CliRun(simulator, url, schema, *dates).wait()
-    assert code == 0, output[-3000:]
+    seconds = run_to_end(simulator, url, schema, dates)
     again = simulator.stats()["pages"]
     same = entries(url, schema) == truth
     return (
         f"re-run read {again:,} pages = {again / full:.1%} of a full run (target <= "
-        f"{TARGET:.0%}: {'met' if again / full <= TARGET else 'MISSED'}) in {clock.seconds:.1f} "
+        f"{TARGET:.0%}: {'met' if again / full <= TARGET else 'MISSED'}) in {seconds:.1f} "
         f"s; warehouse {'equals' if same else 'DIFFERS FROM'} the clean run's"
     )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--agents", type=int, default=400)
-    parser.add_argument("--weeks", type=int, default=12)
-    parser.add_argument("--page-cap", type=int, default=100)
-    add_database_argument(parser)
-    args = parser.parse_args()
-    first = date(2025, 1, 6)
-    last = first + timedelta(weeks=args.weeks) - timedelta(days=1)
-    days = (last - first).days + 1
-    now = datetime.combine(last + timedelta(days=2), clock_time(), UTC)
+    args = weeks_parser(__doc__, agents=400).parse_args()
+    dates = WorkDates.weeks(args.weeks)
     results: list[str] = []
     with (
         postgres(args.database_url) as url,
-        simulator_process(
-            agents=args.agents, start=date(2025, 1, 1), now=now, page_cap=args.page_cap
-        ) as simulator,
+        weeks_simulator(args, dates) as simulator,
         scratch_schema(url) as clean,
         scratch_schema(url) as killed,
         scratch_schema(url) as outage,
     ):
-        expected = simulator.count_entries(first, last)
-        print(f"{expected:,} entries in {first}..{last}; clean run...", flush=True)
+        expected = simulator.count_entries(dates.first, dates.last)
+        print(f"{expected:,} entries in {dates}; clean run...", flush=True)
         simulator.set_faults()
-        with Stopwatch() as full_run:
-            code, output = CliRun(simulator, url, clean, first, last).wait()
-        assert code == 0, output[-3000:]
+        seconds = run_to_end(simulator, url, clean, dates)
         full = simulator.stats()["pages"]
         truth = entries(url, clean)
         assert len(truth) == expected
-        results.append(f"clean run: {full:,} pages, {full_run.seconds:.1f} s")
+        results.append(f"clean run: {full:,} pages, {seconds:.1f} s")
 
         def half_landed(schema: str) -> Callable[[], bool]:
-            return lambda: landed_dates(url, schema) >= days / 2
+            return lambda: landed_dates(url, schema) >= dates.days / 2
 
         # 2. SIGKILL half-way.
         print("killed half-way...", flush=True)
         simulator.set_faults()
-        run = CliRun(simulator, url, killed, first, last)
+        run = CliRun(simulator, url, killed, dates)
         until(half_landed(killed), run, "half the dates landed")
         run.kill()
         kept = landed_dates(url, killed)
         first_pages = simulator.stats()["pages"]
-        again = rerun(simulator, url, killed, (first, last), truth, full)
+        again = rerun(simulator, url, killed, dates, truth, full)
         results.append(
-            f"killed after {first_pages:,} pages with {kept} of {days} dates landed; {again}"
+            f"killed after {first_pages:,} pages with {kept} of {dates.days} dates landed; {again}"
         )
 
         # 3. Jibble unavailable half-way, then back.
         print("Jibble down half-way...", flush=True)
         simulator.set_faults()
-        run = CliRun(simulator, url, outage, first, last)
+        run = CliRun(simulator, url, outage, dates)
         until(half_landed(outage), run, "half the dates landed")
         simulator.set_faults(error_rate_5xx=1.0)
         with Stopwatch() as giving_up:
@@ -148,10 +127,10 @@ def main() -> None:
         gave_up = next((line for line in output.splitlines() if "Gave up on" in line), "")
         assert code != 0 and gave_up, output[-3000:]
         kept = landed_dates(url, outage)
-        again = rerun(simulator, url, outage, (first, last), truth, full)
+        again = rerun(simulator, url, outage, dates, truth, full)
         results.append(
-            f"Jibble down: the run gave up {giving_up.seconds:.0f} s later with {kept} of {days} "
-            f"dates landed; {again}"
+            f"Jibble down: the run gave up {giving_up.seconds:.0f} s later with {kept} of "
+            f"{dates.days} dates landed; {again}"
         )
         results.append(f"  the failed run said: {gave_up.strip()[:300]}")
     print()

@@ -38,16 +38,8 @@ from psycopg.types.json import set_json_dumps
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._machine import describe_machine, peak_rss_mib  # noqa: E402
-from benchmarks._support import (  # noqa: E402
-    Stopwatch,
-    add_database_argument,
-    median,
-    postgres,
-    scratch_schema,
-    server_version,
-    simulator_process,
-    with_session_settings,
-)
+from benchmarks._simulator import simulator_process  # noqa: E402
+from benchmarks._support import Stopwatch, add_database_arguments, median, scratch_database  # noqa: E402
 from benchmarks.derive_hours import group_history, synthetic_entries  # noqa: E402
 from jibble_pipeline.rules.attendance import derive_attendance  # noqa: E402
 from jibble_pipeline.rules.groups import assign_groups  # noqa: E402
@@ -116,12 +108,6 @@ def analyze(url: str, schema: str) -> None:
         conn.execute("CHECKPOINT")
 
 
-def table_rows(url: str, schema: str, name: str) -> int:
-    with psycopg.connect(url) as conn:
-        query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, name))
-        return conn.execute(query).fetchone()[0]
-
-
 def latest_weekday_tick(now: datetime) -> datetime:
     """The latest Thursday 18:00 UTC before ``now``: its window (Tuesday..Friday) holds two
     full work days, one nearly full and the start of the next, as a weekday tick does."""
@@ -138,17 +124,11 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=400)
     parser.add_argument("--page-cap", type=int, default=100, help="the simulator's page cap")
     parser.add_argument(
-        "--pg-option",
-        action="append",
-        default=[],
-        help="session setting for the pipeline's warehouse connections (what-if; repeatable)",
-    )
-    parser.add_argument(
         "--scheduled",
         type=lambda text: datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC),
         help="the tick's scheduled time (default: the latest Thursday 18:00 UTC, a busy window)",
     )
-    add_database_argument(parser)
+    add_database_arguments(parser, session_settings_for="the pipeline")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
 
@@ -157,8 +137,7 @@ def main() -> None:
     warmups: dict[int, float] = {}
     window_rows: dict[int, int] = {}
     with (
-        postgres(args.database_url) as url,
-        scratch_schema(url) as schema,
+        scratch_database(args.database_url, args.pg_option) as database,
         simulator_process(
             agents=args.agents,
             start=scheduled.date() - timedelta(days=7),
@@ -166,9 +145,9 @@ def main() -> None:
             page_cap=args.page_cap,
         ) as simulator,
     ):
-        version = server_version(url)
+        url, schema = database.url, database.schema
         os.environ.update(simulator.environment())
-        os.environ["JIBBLE_DATABASE_URL"] = with_session_settings(url, args.pg_option)
+        os.environ["JIBBLE_DATABASE_URL"] = database.session_url()
         os.environ["JIBBLE_DB_SCHEMA"] = schema
         import dagster as dg
 
@@ -205,7 +184,7 @@ def main() -> None:
                 analyze(url, schema)
             warmups[size] = run_tick()
             results[size] = [run_tick() for _ in range(args.ticks)]
-            stored = table_rows(url, schema, "raw_time_entries")
+            stored = database.count_rows("raw_time_entries")
             window_rows[size] = stored - history
             print(
                 f"history {size:>9,} entries (loaded in {loading.seconds:5.1f} s): warm-up tick "
@@ -217,9 +196,7 @@ def main() -> None:
 
     print()
     print(f"machine: {describe_machine()}")
-    print(f"database: PostgreSQL {version} ({'given URL' if args.database_url else 'embedded'})")
-    if args.pg_option:
-        print(f"what-if session settings for the pipeline: {', '.join(args.pg_option)}")
+    print(database.describe("the pipeline"))
     print(
         f"tick scheduled at {scheduled.isoformat()}: work dates {first}..{last} "
         f"({expected:,} entries at the simulator, {args.agents} agents), job {job.name}"

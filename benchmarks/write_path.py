@@ -42,15 +42,7 @@ from psycopg.types.json import set_json_dumps
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._machine import describe_machine, peak_rss_mib  # noqa: E402
-from benchmarks._support import (  # noqa: E402
-    Stopwatch,
-    add_database_argument,
-    median,
-    postgres,
-    scratch_schema,
-    server_version,
-    with_session_settings,
-)
+from benchmarks._support import Stopwatch, add_database_arguments, median, scratch_database  # noqa: E402
 from jibble_pipeline.jibble.frames import entries_frame  # noqa: E402
 from jibble_pipeline.jibble.models import TimeEntry, parse_payloads  # noqa: E402
 from jibble_pipeline.partitions import daily_partitions  # noqa: E402
@@ -145,14 +137,7 @@ def main() -> None:
         help="statement_timeout (s) of the IO manager's writes; after one gives up, the IO "
         "manager is not tried again",
     )
-    parser.add_argument(
-        "--pg-option",
-        action="append",
-        default=[],
-        help="session setting for the IO manager's connections, e.g. enable_nestloop=off "
-        "(what-if; repeatable)",
-    )
-    add_database_argument(parser)
+    add_database_arguments(parser, session_settings_for="the IO manager")
     args = parser.parse_args()
 
     with Stopwatch() as setup:
@@ -173,9 +158,9 @@ def main() -> None:
     keys = ("bare", "io_empty", "io_rewrite", "bare_rewrite")
     results: dict[str, list[float | None]] = {key: [] for key in keys}
     limit = args.give_up_after
-    with postgres(args.database_url) as url, scratch_schema(url) as schema:
-        version = server_version(url)
-        io_url = with_session_settings(url, [f"statement_timeout={limit}s", *args.pg_option])
+    with scratch_database(args.database_url, args.pg_option) as database:
+        url, schema = database.url, database.schema
+        io_url = database.session_url(f"statement_timeout={limit}s")
         Warehouse(url, schema).ensure_schema()
         gave_up = False
         for round_number in range(1, args.rounds + 1):
@@ -200,7 +185,7 @@ def main() -> None:
                 f"{results['bare_rewrite'][-1]:.2f} s",
                 flush=True,
             )
-        stored = count_rows(url, schema)
+        stored = database.count_rows(RAW_TIME_ENTRIES.name)
         assert stored == n, (stored, n)
 
     def middle(key: str) -> float | None:
@@ -210,9 +195,7 @@ def main() -> None:
     bare = middle("bare")
     print()
     print(f"machine: {describe_machine()}")
-    print(f"database: PostgreSQL {version} ({'given URL' if args.database_url else 'embedded'})")
-    if args.pg_option:
-        print(f"what-if session settings for the IO manager: {', '.join(args.pg_option)}")
+    print(database.describe("the IO manager"))
     print(
         f"entries: {n:,} ({first}..{last}), raw payloads of {json_bytes:,.0f} bytes of JSON "
         f"on average; set-up {setup.seconds:.1f} s"
@@ -246,14 +229,6 @@ def main() -> None:
         f"re-write {'met' if ratios[1] >= TARGET else 'MISSED'}"
     )
     print(f"peak RSS of this process: {peak_rss_mib():,.0f} MiB")
-
-
-def count_rows(url: str, schema: str) -> int:
-    with psycopg.connect(url) as conn:
-        query = sql.SQL("SELECT count(*) FROM {}").format(
-            sql.Identifier(schema, RAW_TIME_ENTRIES.name)
-        )
-        return conn.execute(query).fetchone()[0]
 
 
 if __name__ == "__main__":
