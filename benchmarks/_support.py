@@ -239,8 +239,9 @@ def describe_api(args: Any) -> str:
 
 
 class CliRun:
-    """The README's raw-entry command for [first, last], run as a user runs it: in its own
-    process (group), with the project's ``dagster.yaml`` in a Dagster home of its own."""
+    """The raw-entry command of docs/operations.md (Backfills) for [first, last], run as a
+    user runs it: in its own process (group), with the project's ``dagster.yaml`` in a
+    Dagster home of its own."""
 
     def __init__(self, simulator: Simulator, url: str, schema: str, first: date, last: date):
         self.home = tempfile.mkdtemp(prefix="jibble-bench-home-")
