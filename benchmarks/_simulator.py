@@ -1,5 +1,5 @@
-"""A simulator in its own process, the remote-API conditions it is given, and the README's
-raw-entry command run against it as a user runs it."""
+"""A simulator in its own process, the remote-API conditions it is given, and the raw-entry
+command of docs/operations.md run against it as a user runs it."""
 
 from __future__ import annotations
 
@@ -235,8 +235,9 @@ def describe_api(args: argparse.Namespace) -> str:
 
 
 class CliRun:
-    """The README's raw-entry command for the work dates, run as a user runs it: in its own
-    process (group), with the project's ``dagster.yaml`` in a Dagster home of its own."""
+    """The raw-entry command of docs/operations.md (Backfills) for the work dates, run as a
+    user runs it: in its own process (group), with the project's ``dagster.yaml`` in a
+    Dagster home of its own."""
 
     def __init__(self, simulator: Simulator, url: str, schema: str, dates: WorkDates):
         self.home = tempfile.mkdtemp(prefix="jibble-bench-home-")

@@ -7,8 +7,9 @@ A simulator process serves 40 agents (clock fixed after the range) behind ASP.NE
 AspNetCoreRateLimit's fixed window: ``--limit`` requests per window of one second, every
 answer carrying ``X-Rate-Limit-Limit: 1s``, ``X-Rate-Limit-Remaining`` and an ISO
 ``X-Rate-Limit-Reset``; a 429 says nothing about when to come back (no ``Retry-After``,
-unless ``--retry-after``). The README's raw-entry command backfills the range into an empty
-schema, in its own process with the project's ``dagster.yaml``; every entry must land once.
+unless ``--retry-after``). The raw-entry command of docs/operations.md (Backfills) backfills
+the range into an empty schema, in its own process with the project's ``dagster.yaml``;
+every entry must land once.
 
 Prints the requests the simulator admitted per second between the run's first and last
 request, as a share of the limit, and the share of requests answered 429.

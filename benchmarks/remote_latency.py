@@ -5,8 +5,9 @@
 
 Two simulator processes serve the same organisation (clock fixed after the range), one
 answering every request after ``--latency-ms`` (a remote API's round trip), one at once.
-Each round runs, in alternating order, the README's command for a range of work dates
-(12 weeks), in its own process with the project's ``dagster.yaml``::
+Each round runs, in alternating order, the raw-entry command of docs/operations.md
+(Backfills) for a range of work dates (12 weeks), in its own process with the project's
+``dagster.yaml``::
 
     dagster asset materialize -m jibble_pipeline.definitions \\
         --select raw_time_entries,quarantined_entries --partition-range 2025-01-06...2025-03-30

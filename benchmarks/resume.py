@@ -2,9 +2,9 @@
 
     .venv/bin/python benchmarks/resume.py --agents 400 --weeks 12 [--database-url ...]
 
-The README's command for a range of work dates, run as a user runs it (its own process,
-the project's ``dagster.yaml``), against a simulator process (pages of at most 100 rows,
-clock fixed after the range)::
+The raw-entry command of docs/operations.md (Backfills) for a range of work dates, run as a
+user runs it (its own process, the project's ``dagster.yaml``), against a simulator process
+(pages of at most 100 rows, clock fixed after the range)::
 
     dagster asset materialize -m jibble_pipeline.definitions \\
         --select raw_time_entries,quarantined_entries --partition-range A...B

@@ -1,4 +1,5 @@
-"""The README's command-line backfills, run as a user runs them, against a faulty server."""
+"""The command-line backfills of docs/operations.md (Backfills), run as a user runs them,
+against a faulty server."""
 
 from __future__ import annotations
 

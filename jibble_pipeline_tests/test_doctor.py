@@ -1,7 +1,7 @@
 """``jibble-pipeline doctor`` through the command line: it names what each variant of Jibble
 does (docs/jibble-api.md), says what would stop a run, and writes a sample a user can share
-without sharing their people's data. Then the README's backfill, run as a user runs it,
-against the hardest tenant the evidence allows."""
+without sharing their people's data. Then the backfill of docs/operations.md, run as a user
+runs it, against the hardest tenant the evidence allows."""
 
 from __future__ import annotations
 

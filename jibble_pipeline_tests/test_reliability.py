@@ -1,4 +1,4 @@
-"""Reliability promises of the README's "Failure modes", with real parts only: the simulator
+"""Reliability promises of docs/operations.md, Failure modes, with real parts only: the simulator
 over real HTTP, real Dagster runs, a real Postgres. Each scenario ends by comparing the
 warehouse, table by table, with a clean run's over the same organisation."""
 

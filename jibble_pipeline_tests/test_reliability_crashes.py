@@ -208,9 +208,9 @@ def test_a_postgres_restart_during_a_write_fails_the_run_and_the_next_run_recove
 def test_a_long_backfill_killed_half_way_keeps_its_landed_dates_and_its_rerun_continues(
     tmp_path, database_url, warehouse_schema, schema_factory
 ):
-    """The README's CLI backfill of raw entries, committing every 200 entries, killed once
-    half its work dates have landed: the re-run reads what had not landed (and the dates
-    it cannot be sure of), and the warehouse ends as a clean run's."""
+    """The CLI backfill of raw entries (docs/operations.md, Backfills), committing every 200
+    entries, killed once half its work dates have landed: the re-run reads what had not
+    landed (and the dates it cannot be sure of), and the warehouse ends as a clean run's."""
     org = organisation(seed=67)
     with JibbleSimulator(org, page_cap=20, faults=FaultPlan(latency_seconds=0.01)) as simulator:
         env = cli_environment(tmp_path / "dagster", simulator, database_url, warehouse_schema)
