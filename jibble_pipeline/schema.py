@@ -180,6 +180,27 @@ WEEKLY_HOURS = Table(
     indexes=(("week_start", "person_id"), ("group_id",), ("activity_id",)),
 )  # fmt: skip
 
+# Versions of derived partitions (warehouse.versions): each write of a partitioned table gives
+# the partitions it wrote a new version, in the same transaction; each derived partition
+# records the version of every input partition it read. Where the two differ, the inputs
+# changed while or after it read them, and it is derived again.
+PARTITION_VERSIONS = Table(
+    "partition_versions",
+    {"table_name": "text NOT NULL", "partition_date": "date NOT NULL",
+     "version": "bigint NOT NULL", "changed_at": "timestamptz NOT NULL"},
+    write="upsert",
+    primary_key=("table_name", "partition_date"),
+)  # fmt: skip
+DERIVED_FROM = Table(
+    "derived_from",
+    {"table_name": "text NOT NULL", "partition_date": "date NOT NULL",
+     "input_table": "text NOT NULL", "input_date": "date NOT NULL", "version": "bigint",
+     "derived_at": "timestamptz NOT NULL"},
+    write="upsert",
+    primary_key=("table_name", "partition_date", "input_table", "input_date"),
+    indexes=(("input_table", "input_date"),),
+)  # fmt: skip
+
 # ------------------------------------------------------------------------------ digests
 # Who receives which client group's weekly digest, and the hours the client buys a week (its
 # contract, repeated on each of its rows): a snapshot of Airtable or the clients file, replaced
@@ -283,8 +304,8 @@ TABLES: dict[str, Table] = {
     for t in (
         AGENTS, CLIENT_GROUPS, ACTIVITIES, AGENT_GROUP_HISTORY, RAW_TIME_ENTRIES,
         QUARANTINED_ENTRIES, INGEST_CHECKPOINTS, JIBBLE_TENANT, SESSIONS, DAILY_ATTENDANCE,
-        WEEKLY_HOURS, CLIENT_DIRECTORY, CLIENT_DIGESTS, SENT_DIGESTS, SENT_CORRECTIONS,
-        REPORTED_WEEKS, REPORTED_HOURS, SENT_ALERTS,
+        WEEKLY_HOURS, PARTITION_VERSIONS, DERIVED_FROM, CLIENT_DIRECTORY, CLIENT_DIGESTS,
+        SENT_DIGESTS, SENT_CORRECTIONS, REPORTED_WEEKS, REPORTED_HOURS, SENT_ALERTS,
     )
 }  # fmt: skip
 

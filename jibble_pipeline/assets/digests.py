@@ -46,6 +46,7 @@ from jibble_pipeline.digest.weeks import (
 from jibble_pipeline.partitions import run_weeks, week_of_days, weekly_partitions
 from jibble_pipeline.warehouse.display_names import load_names
 from jibble_pipeline.warehouse.resource import WarehouseResource
+from jibble_pipeline.warehouse.versions import carry_versions
 
 GROUP = "digests"
 
@@ -152,7 +153,7 @@ def client_digests(
             metadata["preview"] = dg.MetadataValue.text(rendered.rows[0]["text"])
         context.add_asset_metadata(metadata, partition_key=week.isoformat())
         rows += rendered.rows
-    return digests_frame(rows)
+    return carry_versions(digests_frame(rows), weekly_hours, sessions)
 
 
 class DigestSendConfig(SendConfig):

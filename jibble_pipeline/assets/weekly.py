@@ -17,6 +17,7 @@ from jibble_pipeline.partitions import (
 from jibble_pipeline.rules.weekly import sum_weekly_hours
 from jibble_pipeline.warehouse.display_names import Names, load_names, named
 from jibble_pipeline.warehouse.resource import WarehouseResource
+from jibble_pipeline.warehouse.versions import carry_versions
 
 # Re-derive a week whenever any of its days' sessions changed, once nothing upstream is
 # still running. Not limited to the latest week: late edits change past weeks too.
@@ -52,7 +53,7 @@ def weekly_hours(
     context: dg.AssetExecutionContext, sessions: pd.DataFrame, warehouse: WarehouseResource
 ) -> pd.DataFrame:
     """Hours per (week, agent, client group, activity) from the seven days' sessions."""
-    frame = sum_weekly_hours(sessions)
+    frame = carry_versions(sum_weekly_hours(sessions), sessions)
     missing = missing_days(context)
     if missing:
         context.log.warning(f"Sessions not yet derived for {len(missing)} day(s): {missing}")

@@ -6,13 +6,16 @@ the downstream asset asked for. (Raw entries are landed in chunks by their own a
 then reports a ``MaterializeResult``: the IO manager only reads them.)
 """
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, cast
 
 import dagster as dg
 import pandas as pd
+import psycopg
 
 from jibble_pipeline.schema import table
+from jibble_pipeline.warehouse import versions
 from jibble_pipeline.warehouse.connection import warehouse_url
 from jibble_pipeline.warehouse.store import DateWindow, Warehouse
 
@@ -42,18 +45,15 @@ class PostgresIOManager(dg.ConfigurableIOManager):
     schema_name: str = "jibble"
     embedded_data_dir: str | None = None  # the embedded server's, when database_url is None
 
-    def _open(self) -> Warehouse:
-        return open_warehouse(self.database_url, self.schema_name, self.embedded_data_dir)
-
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
         name = context.asset_key.path[-1]
         spec = table(name)
         window = _window(context) if spec.partition_column else None
         if not isinstance(obj, pd.DataFrame):
             raise TypeError(f"{name}: the Postgres IO manager stores DataFrames, got {type(obj)}")
-        summary = open_warehouse(self.database_url, self.schema_name, self.embedded_data_dir).write(
-            name, obj, window
-        )
+        warehouse = open_warehouse(self.database_url, self.schema_name, self.embedded_data_dir)
+        also = _versions_writer(context, warehouse.schema, name, obj) if window else None
+        summary = warehouse.write(name, obj, window, also)
         metadata: dict[str, Any] = {"table": f"{self.schema_name}.{name}"}
         if not context.has_asset_partitions or len(context.asset_partition_keys) == 1:
             # A write over several partitions is the run's: each partition's own counts
@@ -65,6 +65,30 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         name = cast(dg.OutputContext, context.upstream_output).asset_key.path[-1]  # assets' inputs
         spec = table(name)
         window = _window(context) if spec.partition_column else None
-        return open_warehouse(self.database_url, self.schema_name, self.embedded_data_dir).read(
-            name, window
-        )
+        warehouse = open_warehouse(self.database_url, self.schema_name, self.embedded_data_dir)
+        if window is None:
+            return warehouse.read(name)
+        read = versions.read_versions(warehouse, name, window)  # before the rows: see versions
+        frame = warehouse.read(name, window)
+        frame.attrs[versions.READ_VERSIONS] = {name: read}
+        return frame
+
+
+def _versions_writer(
+    context: dg.OutputContext, schema: str, name: str, frame: pd.DataFrame
+) -> Callable[[psycopg.Cursor], None]:
+    """What a partitioned write commits with its rows: the new version of each partition it
+    wrote and, when the frame says what it was derived from, those inputs' versions."""
+    partitions = cast(dg.TimeWindowPartitionsDefinition, context.asset_partitions_def)
+    windows = {}
+    for key in context.asset_partition_keys:
+        span = partitions.time_window_for_partition_key(key)
+        windows[span.start.date()] = DateWindow(span.start.date(), span.end.date())
+    derived_from = frame.attrs.get(versions.READ_VERSIONS)
+
+    def write(cursor: psycopg.Cursor) -> None:
+        versions.bump(cursor, schema, name, windows)
+        if derived_from is not None:
+            versions.record(cursor, schema, name, windows, derived_from)
+
+    return write

@@ -9,7 +9,7 @@ table keeps exactly what it had.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -179,9 +179,14 @@ class Warehouse:
     # -------------------------------------------------------------------------- writes
 
     def write(
-        self, name: str, frame: pd.DataFrame, window: DateWindow | None = None
+        self,
+        name: str,
+        frame: pd.DataFrame,
+        window: DateWindow | None = None,
+        also: Callable[[psycopg.Cursor], None] | None = None,
     ) -> WriteSummary:
-        """Lands ``frame`` in a table in one transaction, as the table's write mode says."""
+        """Lands ``frame`` in a table in one transaction, as the table's write mode says;
+        ``also`` writes what must commit with the rows, in the same transaction."""
         spec = table(name)
         _check_columns(spec, frame)
         if window is not None:
@@ -193,10 +198,14 @@ class Warehouse:
                 "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{self.schema}.{spec.name}",)
             )
             if spec.write == "replace":
-                return self._replace(cursor, spec, frame, window)
-            if spec.write == "upsert":
-                return self._upsert(cursor, spec, frame)
-            return self._merge(cursor, spec, frame, window)
+                summary = self._replace(cursor, spec, frame, window)
+            elif spec.write == "upsert":
+                summary = self._upsert(cursor, spec, frame)
+            else:
+                summary = self._merge(cursor, spec, frame, window)
+            if also is not None:
+                also(cursor)
+            return summary
 
     # ------------------------------------------------------------------ raw entries
 
