@@ -23,7 +23,7 @@ from psycopg import sql
 
 from jibble_pipeline.assets.jibble_api import tenant_client
 from jibble_pipeline.automation.schedules import refresh_window
-from jibble_pipeline.automation.sensors import running_sensor
+from jibble_pipeline.automation.sensors import UNFINISHED, running_sensor
 from jibble_pipeline.jibble.client import JibbleClient
 from jibble_pipeline.jibble.resource import JibbleResource
 from jibble_pipeline.jibble.tenant import UPDATED_AT_FILTER
@@ -40,12 +40,6 @@ SWEEP_DAYS = 31  # the sweep reads the work dates of the last month again
 SWEEP_SECONDS = 30.0  # an evaluation reads no longer than this, well inside a sensor's limit
 SWEEP_EVERY = timedelta(minutes=10)  # a pass starts this long after the last one started
 SWEEP_TAG = "jibble/late_edits_sweep"
-UNFINISHED = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
 
 refetch_work_dates = dg.define_asset_job(
     "refetch_work_dates",

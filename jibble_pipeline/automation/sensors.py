@@ -7,6 +7,14 @@ from typing import Any
 
 import dagster as dg
 
+# Runs that may still write: a sensor leaves their partitions to them.
+UNFINISHED = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
 
 def running_sensor(
     job: dg.UnresolvedAssetJobDefinition, every_seconds: int, description: str

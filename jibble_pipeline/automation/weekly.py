@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 
 from jibble_pipeline.assets.weekly import weekly_hours
+from jibble_pipeline.automation.sensors import UNFINISHED
 from jibble_pipeline.partitions import monday_on_or_before, range_tags, run_dates
 from jibble_pipeline.warehouse.resource import WarehouseResource
 from jibble_pipeline.warehouse.versions import stale_partitions
@@ -30,19 +31,13 @@ weekly_hours_automation = dg.AutomationConditionSensorDefinition(
 # handling the update; the versions it read say otherwise (warehouse.versions).
 QUIET = timedelta(minutes=2)  # after the condition's own turn: its runs are requested first
 DIGEST_WEEKS = timedelta(days=14)  # digests follow their inputs only this far back
-STALE_UNFINISHED = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
 _DERIVING = {dg.AssetKey(name) for name in DERIVED_INPUTS}
 
 
 def _in_flight(instance: dg.DagsterInstance) -> list[tuple[date, date]]:
     """The work dates that unfinished runs deriving or landing data may still rewrite."""
     spans = []
-    for run in instance.get_runs(filters=dg.RunsFilter(statuses=STALE_UNFINISHED)):
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED)):
         if run.asset_selection is not None and not run.asset_selection & _DERIVING:
             continue
         first, last = run_dates(run.tags)
