@@ -14,7 +14,8 @@ import pandas as pd
 
 from jibble_pipeline.schema import table
 from jibble_pipeline.warehouse.connection import warehouse_url
-from jibble_pipeline.warehouse.store import DateWindow, Warehouse
+from jibble_pipeline.warehouse.date_window import DateWindow
+from jibble_pipeline.warehouse.store import Warehouse
 
 
 def open_warehouse(
@@ -41,9 +42,6 @@ class PostgresIOManager(dg.ConfigurableIOManager):
     database_url: str | None = None
     schema_name: str = "jibble"
     embedded_data_dir: str | None = None  # the embedded server's, when database_url is None
-
-    def _open(self) -> Warehouse:
-        return open_warehouse(self.database_url, self.schema_name, self.embedded_data_dir)
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
         name = context.asset_key.path[-1]
