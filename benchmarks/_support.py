@@ -30,7 +30,7 @@ from jibble_pipeline.warehouse.connection import libpq_url
 from jibble_pipeline.warehouse.embedded import ensure_embedded_postgres, stop_embedded_postgres
 
 PROJECT = Path(__file__).resolve().parent.parent
-ENTRY_ORDER = "createdAt asc,id asc"  # the pipeline's $orderby (jibble.client.ENTRY_ORDER)
+ENTRY_ORDER = "createdAt asc,id asc"  # the pipeline's $orderby (jibble.tenant.ENTRY_ORDERS[0])
 
 
 def add_database_argument(parser: Any) -> None:

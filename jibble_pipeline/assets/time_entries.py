@@ -17,7 +17,7 @@ from jibble_pipeline.ingest.time_entries import (
     EntryLoad,
     collections_for_a_stream,
 )
-from jibble_pipeline.jibble.client import JibbleError
+from jibble_pipeline.jibble.errors import JibbleError
 from jibble_pipeline.jibble.resource import JibbleResource
 from jibble_pipeline.partitions import daily_partitions
 from jibble_pipeline.warehouse.date_window import DateWindow
