@@ -350,7 +350,7 @@ def main(argv: list[str] | None = None) -> None:
     stop = commands.add_parser("stop-database", help="stop the embedded PostgreSQL server")
     stop.set_defaults(run=command_stop_database)
     args = parser.parse_args(argv)
-    from jibble_pipeline.jibble.client import JibbleError
+    from jibble_pipeline.jibble.errors import JibbleError
     from jibble_pipeline.settings import ConfigurationError
 
     try:

@@ -39,7 +39,8 @@ from jibble_pipeline.jibble.frames import (
 from jibble_pipeline.jibble.models import Activity, Group, Person, TimeEntry, parse_payloads
 from jibble_pipeline.partitions import range_tags
 from jibble_pipeline.rules.groups import update_group_history
-from jibble_pipeline.warehouse.store import DateWindow, Warehouse
+from jibble_pipeline.warehouse.date_window import DateWindow
+from jibble_pipeline.warehouse.store import Warehouse
 
 WEEK = date(2025, 1, 6)
 NOW = datetime(2025, 1, 13, 6, 0, tzinfo=UTC)

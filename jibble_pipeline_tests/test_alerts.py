@@ -17,7 +17,7 @@ from jibble_pipeline.delivery.resources import EmailResource
 from jibble_pipeline.jibble.frames import entries_frame
 from jibble_pipeline.jibble.models import TimeEntry, parse_payloads
 from jibble_pipeline.settings import ConfigurationError
-from jibble_pipeline.warehouse.store import DateWindow
+from jibble_pipeline.warehouse.date_window import DateWindow
 from jibble_pipeline_tests.digest_fixture import (
     HOSTILE_AGENT,
     HOSTILE_GROUP,

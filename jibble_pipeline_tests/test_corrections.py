@@ -38,7 +38,7 @@ from jibble_pipeline.digest.site.paths import client_page, correction_file
 from jibble_pipeline.jibble.frames import entries_frame
 from jibble_pipeline.jibble.models import TimeEntry, parse_payloads
 from jibble_pipeline.settings import ConfigurationError
-from jibble_pipeline.warehouse.store import DateWindow
+from jibble_pipeline.warehouse.date_window import DateWindow
 from jibble_pipeline_tests.digest_fixture import (
     ACME,
     BETA,

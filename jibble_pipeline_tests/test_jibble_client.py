@@ -9,7 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from jibble_pipeline.jibble.client import JibbleAuthError, JibbleClient, JibbleUnavailableError
+from jibble_pipeline.jibble.client import JibbleClient
+from jibble_pipeline.jibble.errors import JibbleAuthError, JibbleUnavailableError
 from jibble_pipeline.simulator import FaultPlan, JibbleSimulator, SyntheticOrganisation
 from jibble_pipeline.transport import Pacing, RetryPolicy
 
@@ -298,7 +299,7 @@ def test_secrets_and_tokens_stay_out_of_logs(caplog):
     with JibbleSimulator(organisation(), page_cap=20, faults=faults) as simulator:
         with client_for(simulator, log=logging.getLogger("jibble-test")) as client:
             all_entries(client, FIRST, FIRST)
-            token = client._valid_token()
+            token = client.tokens.valid()
         assert client.stats.retries > 0  # something was logged
         assert simulator.client_secret not in caplog.text
         assert token not in caplog.text

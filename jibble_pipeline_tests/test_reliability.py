@@ -13,6 +13,7 @@ from psycopg import sql
 
 from jibble_pipeline.partitions import daily_partitions
 from jibble_pipeline.simulator import FaultPlan, JibbleSimulator, SyntheticOrganisation
+from jibble_pipeline.warehouse.landing import landed_dates
 from jibble_pipeline.warehouse.store import Warehouse
 from jibble_pipeline_tests.blocking import hold_row, wait_for, waiters
 from jibble_pipeline_tests.pipeline_harness import Pipeline
@@ -243,7 +244,7 @@ def test_a_backfill_that_loses_jibble_half_way_keeps_what_landed_and_its_rerun_c
         assert "re-running the same range continues from there" in text
 
         # What landed is whole dates, and Dagster says exactly which.
-        progress = Warehouse(database_url, warehouse_schema).landed_dates(first, last, NOW)
+        progress = landed_dates(Warehouse(database_url, warehouse_schema), first, last, NOW)
         landed = set(progress["work_date"])
         assert 0 < len(landed) < (last - first).days + 1
         assert stored_dates(pipeline) <= landed

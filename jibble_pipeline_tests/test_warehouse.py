@@ -14,7 +14,15 @@ from jibble_pipeline.jibble.frames import entries_frame, quarantine_frame
 from jibble_pipeline.jibble.models import Rejected, TimeEntry, parse_payloads
 from jibble_pipeline.schema import TABLES
 from jibble_pipeline.warehouse.connection import redact, sqlalchemy_url
-from jibble_pipeline.warehouse.store import DateWindow, EntryBatch, RangeProgress, Warehouse
+from jibble_pipeline.warehouse.date_window import DateWindow
+from jibble_pipeline.warehouse.landing import (
+    EntryBatch,
+    RangeProgress,
+    forget_landed,
+    land_entries,
+    landed_dates,
+)
+from jibble_pipeline.warehouse.store import Warehouse
 
 WEEK = DateWindow(date(2025, 1, 6), date(2025, 1, 13))
 
@@ -213,12 +221,13 @@ def test_an_entry_met_twice_in_one_stream_is_stored_once_newest_version(warehous
     older = payload("e1", "2025-01-06", updated="2025-01-06T10:00:00Z")
     newer = payload("e1", "2025-01-08", updated="2025-01-07T10:00:00Z", note="edited")
     stale = payload("e1", "2025-01-10", updated="2025-01-05T10:00:00Z")  # never wins
-    landed = warehouse.land_entries(
+    landed = land_entries(
+        warehouse,
         [
             batch("2025-01-06", "2025-01-07", [older, payload("e2", "2025-01-07")], fetched),
             batch("2025-01-08", "2025-01-09", [newer, payload("e3", "2025-01-08")], fetched),
             batch("2025-01-10", "2025-01-12", [stale], fetched),
-        ]
+        ],
     )
     summary = landed.summary
     assert (summary.rows, summary.inserted, summary.updated, summary.unchanged) == (5, 3, 1, 1)
@@ -231,15 +240,16 @@ def test_an_entry_met_twice_in_one_stream_is_stored_once_newest_version(warehous
 
 def test_an_entry_moved_between_dates_of_one_chunk_is_not_taken_for_removed(warehouse):
     fetched = datetime(2025, 1, 10, tzinfo=UTC)
-    warehouse.land_entries(
-        [batch("2025-01-06", "2025-01-07", [payload("e1", "2025-01-07")], fetched)]
+    land_entries(
+        warehouse, [batch("2025-01-06", "2025-01-07", [payload("e1", "2025-01-07")], fetched)]
     )
     moved = payload("e1", "2025-01-06", updated="2025-01-08T10:00:00Z")
-    warehouse.land_entries(
+    land_entries(
+        warehouse,
         [
             batch("2025-01-06", "2025-01-06", [moved], fetched),
             batch("2025-01-07", "2025-01-07", [], fetched),  # its old date, met after
-        ]
+        ],
     )
     stored = warehouse.read("raw_time_entries", WEEK).set_index("entry_id")
     assert list(stored.index) == ["e1"]
@@ -260,7 +270,7 @@ def test_a_failed_chunk_keeps_nothing_of_it_and_closes_the_stream(warehouse):
     with pytest.raises(ConnectionError):
         stream = batches()
         try:
-            warehouse.land_entries(stream)
+            land_entries(warehouse, stream)
         finally:
             stream.close()
     assert closed == [True]
@@ -271,15 +281,15 @@ def test_one_quarantine_row_per_entry_wherever_it_was_fetched_and_gone_once_fixe
     fetched = datetime(2025, 1, 10, tzinfo=UTC)
     broken = {"id": "bad1", "belongsToDate": "someday", "type": "In"}
     nameless = {"type": "Lunch"}
-    warehouse.land_entries([batch("2025-01-07", "2025-01-07", [], fetched, [broken, nameless])])
+    land_entries(warehouse, [batch("2025-01-07", "2025-01-07", [], fetched, [broken, nameless])])
     # Fetched again under another date (a range starting elsewhere): still one row each.
-    warehouse.land_entries([batch("2025-01-09", "2025-01-09", [], fetched, [broken, nameless])])
+    land_entries(warehouse, [batch("2025-01-09", "2025-01-09", [], fetched, [broken, nameless])])
     quarantine = warehouse.read("quarantined_entries")
     assert sorted(quarantine["entry_id"].fillna("-")) == ["-", "bad1"]
     assert set(quarantine["partition_date"]) == {date(2025, 1, 9)}
     # Fixed at the source: met as a valid entry (under yet another date), the row goes.
     fixed = payload("bad1", "2025-01-08")
-    warehouse.land_entries([batch("2025-01-08", "2025-01-08", [fixed], fetched)])
+    land_entries(warehouse, [batch("2025-01-08", "2025-01-08", [fixed], fetched)])
     assert list(warehouse.read("quarantined_entries")["entry_id"].fillna("-")) == ["-"]
 
 
@@ -291,8 +301,8 @@ def test_landed_dates_are_recorded_with_their_chunk_and_forgotten_when_the_range
         payload("e2", "2025-01-06"),
         payload("e3", "2025-01-07"),
     ]
-    landed = warehouse.land_entries(
-        [batch("2025-01-06", "2025-01-08", entries, fetched, [{"id": "x"}])], progress
+    landed = land_entries(
+        warehouse, [batch("2025-01-06", "2025-01-08", entries, fetched, [{"id": "x"}])], progress
     )
     assert landed.counts.to_dict("list") == {
         "work_date": [date(2025, 1, 6), date(2025, 1, 7), date(2025, 1, 8)],
@@ -300,13 +310,15 @@ def test_landed_dates_are_recorded_with_their_chunk_and_forgotten_when_the_range
         "removed": [0, 0, 0],
         "quarantined": [1, 0, 0],
     }
-    recorded = warehouse.landed_dates(date(2025, 1, 6), date(2025, 1, 12), fetched)
+    recorded = landed_dates(warehouse, date(2025, 1, 6), date(2025, 1, 12), fetched)
     assert list(recorded["work_date"]) == [date(2025, 1, 6), date(2025, 1, 7), date(2025, 1, 8)]
     assert list(recorded["entries"]) == [2, 1, 0]
     assert list(recorded["quarantined"]) == [1, 0, 0]
-    assert warehouse.landed_dates(date(2025, 1, 6), date(2025, 1, 13), fetched).empty  # other range
-    warehouse.forget_landed(date(2025, 1, 6), date(2025, 1, 12), older_than=fetched)
-    assert warehouse.landed_dates(date(2025, 1, 6), date(2025, 1, 12), fetched).empty
+    assert landed_dates(
+        warehouse, date(2025, 1, 6), date(2025, 1, 13), fetched
+    ).empty  # other range
+    forget_landed(warehouse, date(2025, 1, 6), date(2025, 1, 12), older_than=fetched)
+    assert landed_dates(warehouse, date(2025, 1, 6), date(2025, 1, 12), fetched).empty
 
 
 def test_a_warehouse_of_an_older_version_gains_the_new_columns(warehouse):

@@ -10,7 +10,7 @@ import pandas as pd
 from jibble_pipeline.assets.jibble_api import jibble_session
 from jibble_pipeline.assets.metadata import table_metadata
 from jibble_pipeline.assets.reconciliation import WeeklyCheck, weekly_hours_check
-from jibble_pipeline.jibble.client import JibbleError
+from jibble_pipeline.jibble.errors import JibbleError
 from jibble_pipeline.jibble.reports import logged_seconds
 from jibble_pipeline.rules.formatting import format_hours
 from jibble_pipeline.rules.reconciliation import hour_entry_weeks

@@ -19,7 +19,7 @@ from psycopg import sql
 
 from jibble_pipeline.assets.jibble_api import jibble_session
 from jibble_pipeline.assets.metadata import table_metadata
-from jibble_pipeline.jibble.client import JibbleError
+from jibble_pipeline.jibble.errors import JibbleError
 from jibble_pipeline.jibble.reports import ReportUnavailable, logged_seconds
 from jibble_pipeline.jibble.resource import JibbleResource
 from jibble_pipeline.partitions import run_weeks

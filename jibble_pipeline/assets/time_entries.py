@@ -17,11 +17,12 @@ from jibble_pipeline.ingest.time_entries import (
     EntryLoad,
     collections_for_a_stream,
 )
-from jibble_pipeline.jibble.client import JibbleError
+from jibble_pipeline.jibble.errors import JibbleError
 from jibble_pipeline.jibble.resource import JibbleResource
 from jibble_pipeline.partitions import daily_partitions, run_dates
+from jibble_pipeline.warehouse.date_window import DateWindow
+from jibble_pipeline.warehouse.landing import entry_counts
 from jibble_pipeline.warehouse.resource import WarehouseResource
-from jibble_pipeline.warehouse.store import DateWindow
 
 GROUP = "time_tracking"
 RAW, QUARANTINE = "raw_time_entries", "quarantined_entries"
@@ -93,7 +94,7 @@ def fetch_time_entries(
                     yield from landed_events(counts, load, QUARANTINE)
             raise dg.Failure(description=f"{error} {progress_note(load)}") from None
         stats = client.stats
-    counts = warehouse.open().entry_counts(DateWindow(first, last + timedelta(days=1)))
+    counts = entry_counts(warehouse.open(), DateWindow(first, last + timedelta(days=1)))
     for row in counts.itertuples(index=False):
         figures = load.figures[row.work_date]
         key = row.work_date.isoformat()

@@ -27,13 +27,16 @@ from jibble_pipeline.jibble.client import JibbleClient
 from jibble_pipeline.jibble.frames import entries_frame, quarantine_frame
 from jibble_pipeline.jibble.models import Rejected, TimeEntry, parse_payloads
 from jibble_pipeline.streams import read_ahead
-from jibble_pipeline.warehouse.store import (
-    DateWindow,
+from jibble_pipeline.warehouse.date_window import DateWindow
+from jibble_pipeline.warehouse.landing import (
     EntryBatch,
     LandedChunk,
     RangeProgress,
-    Warehouse,
+    forget_landed,
+    land_entries,
+    landed_dates,
 )
+from jibble_pipeline.warehouse.store import Warehouse
 
 BATCH_ENTRIES = 5_000  # payloads validated and framed together, at most
 BATCH_SECONDS = 1.0  # and no longer than this apart, so a slow API's chunks commit on time
@@ -114,12 +117,12 @@ class EntryLoad:
         with closing(read_ahead(self._batches(pages), depth=2)) as batches:
             upcoming = _Peekable(batches)
             while upcoming.peek() is not None:
-                chunk = self.warehouse.land_entries(self._chunk(upcoming), self.progress)
+                chunk = land_entries(self.warehouse, self._chunk(upcoming), self.progress)
                 self.landed.extend(chunk.window.dates())
                 yield chunk, upcoming.peek() is None and upcoming.failure is None
             if upcoming.failure is not None:
                 raise upcoming.failure  # after landing every date read whole before it
-        self.warehouse.forget_landed(self.first, self.last, self.fetched_at - RESUME_WITHIN)
+        forget_landed(self.warehouse, self.first, self.last, self.fetched_at - RESUME_WITHIN)
 
     @property
     def resumed(self) -> list[date]:
@@ -128,7 +131,9 @@ class EntryLoad:
     def _resumed(self) -> set[date]:
         """Dates an unfinished fetch of this range landed recently, with no entry created,
         edited or archived since (``updatedAt``); their figures are taken from then."""
-        landed = self.warehouse.landed_dates(self.first, self.last, self.fetched_at - RESUME_WITHIN)
+        landed = landed_dates(
+            self.warehouse, self.first, self.last, self.fetched_at - RESUME_WITHIN
+        )
         if landed.empty:
             return set()
         since = pd.Timestamp(min(landed["fetched_at"])).to_pydatetime() - CHANGE_OVERLAP

@@ -43,3 +43,14 @@ def any_of(*conditions: str) -> str:
     '(a eq 1 and b eq 2) or a eq 3'
     """
     return " or ".join(f"({c})" if " and " in c else c for c in conditions)
+
+
+def on_work_date(day: date) -> str:
+    """Entries of the work date ``day``."""
+    return between_dates("belongsToDate", day, day)
+
+
+def query_options(condition: str, order: str) -> dict[str, str]:
+    """``$filter`` and ``$orderby`` options, each left out when empty."""
+    query = {"$filter": condition} if condition else {}
+    return {**query, "$orderby": order} if order else query

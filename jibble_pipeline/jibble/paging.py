@@ -22,16 +22,15 @@ from __future__ import annotations
 
 import functools
 import itertools
-import queue
-import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import urljoin
 
+from jibble_pipeline.jibble.workers import Workers
+
 MAX_READS = 3  # a collection that keeps changing under the paging is read this often at most
-STOP_WAIT_SECONDS = 5.0
 
 GetPage = Callable[[str, Mapping[str, Any] | None, str], dict]  # (url, params, path) -> body
 
@@ -103,7 +102,7 @@ class PageReader:
         """Each collection with all its rows, in the order given; up to ``ahead`` (default:
         the concurrency) read at once, fewer while fewer requests in flight are enough.
         Closing the iterator stops the requests."""
-        workers = _Workers(self.concurrency)
+        workers = Workers(self.concurrency, name="page-reader")
         source = iter(collections)
         opened: deque[_Read] = deque()
         by_seq: dict[int, _Read] = {}
@@ -158,10 +157,10 @@ class PageReader:
 
     # ---------------------------------------------------------------------- planning
 
-    def _start(self, workers: _Workers, read: _Read) -> None:
-        workers.submit(read, 0, functools.partial(self._head, read.collection))
+    def _start(self, workers: Workers, read: _Read) -> None:
+        _submit(workers, read, 0, functools.partial(self._head, read.collection))
 
-    def _read_again(self, workers: _Workers, read: _Read) -> None:
+    def _read_again(self, workers: Workers, read: _Read) -> None:
         if read.reads >= MAX_READS:
             raise PagingError(
                 f"GET {read.collection.path}: rows kept moving while the collection was read "
@@ -172,7 +171,7 @@ class PageReader:
         read.waiting = 0
         self._start(workers, read)
 
-    def _planned(self, workers: _Workers, read: _Read, head: _Head) -> None:
+    def _planned(self, workers: Workers, read: _Read, head: _Head) -> None:
         """The first page is in: the collection is complete, or its remaining windows (or
         its sequential pages) are requested."""
         rows, count, collection = head.rows, head.count, read.collection
@@ -184,19 +183,22 @@ class PageReader:
         overlap = read.overlap = cap >= 2 and not head.next_link
         read.waiting = 1
         if head.next_link:
-            workers.submit(read, 1, lambda: self._follow(collection, head.next_link))
+            _submit(workers, read, 1, lambda: self._follow(collection, head.next_link))
         elif count is None:
             start = cap - 1 if overlap else cap
-            workers.submit(read, 1, lambda: self._span(collection, start, None, overlap))
+            _submit(workers, read, 1, lambda: self._span(collection, start, None, overlap))
         else:
             windows = _windows(cap, count, overlap)
             read.waiting = len(windows)
             for part, (start, stop) in enumerate(windows, start=1):
-                workers.submit(
-                    read, part, functools.partial(self._window, collection, start, stop, overlap)
+                _submit(
+                    workers,
+                    read,
+                    part,
+                    functools.partial(self._window, collection, start, stop, overlap),
                 )
 
-    def _landed(self, workers: _Workers, read: _Read, part: int, rows: list[dict]) -> None:
+    def _landed(self, workers: Workers, read: _Read, part: int, rows: list[dict]) -> None:
         read.parts[part] = rows
         read.waiting -= 1
         if read.waiting:
@@ -295,75 +297,6 @@ def _rows(body: dict, collection: Collection) -> list:
     return rows
 
 
-class _Workers:
-    """Threads that run submitted requests, the earliest collection's first.
-
-    Only ``permits`` of them take requests at a time. The reader widens that while it waits
-    for the pages it needs next (a remote API: latency to hide) and narrows it while the
-    pages are ready before they are needed (a local one: more threads would only contend
-    for Python's interpreter lock with the threads validating and writing the pages)."""
-
-    def __init__(self, size: int):
-        self._tasks: queue.PriorityQueue = queue.PriorityQueue()
-        self._results: queue.Queue = queue.Queue()
-        self._order = itertools.count()
-        self._stopping = threading.Event()
-        self._gate = threading.Condition()
-        self.size = size
-        self.permits = min(2, size)
-        self._running = 0
-        self._threads = [
-            threading.Thread(target=self._work, name=f"page-reader-{n}", daemon=True)
-            for n in range(size)
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def submit(self, read: _Read, part: int, request: Callable[[], Any]) -> None:
-        order = (read.seq, part, next(self._order))
-        self._tasks.put((order, (read.seq, read.reads, part), request))
-
-    def next_result(self) -> tuple[int, int, int, Any]:
-        return self._results.get()
-
-    def widen(self) -> None:
-        with self._gate:
-            if self.permits < self.size:
-                self.permits += 1
-                self._gate.notify()
-
-    def narrow(self) -> None:
-        with self._gate:
-            self.permits = max(2, self.permits - 1)
-
-    def _work(self) -> None:
-        while True:
-            with self._gate:
-                while self._running >= self.permits and not self._stopping.is_set():
-                    self._gate.wait()
-                self._running += 1
-            try:
-                _, token, request = self._tasks.get()
-                if request is None or self._stopping.is_set():
-                    return
-                try:
-                    outcome = request()
-                except BaseException as error:  # handed to the reader, raised there
-                    outcome = error
-                self._results.put((*token, outcome))
-            finally:
-                with self._gate:
-                    self._running -= 1
-                    self._gate.notify()
-
-    def stop(self) -> None:
-        """No new requests start; those in flight end on their own (daemon threads)."""
-        if self._stopping.is_set():
-            return
-        self._stopping.set()
-        with self._gate:
-            self._gate.notify_all()
-        for _ in self._threads:
-            self._tasks.put(((-1, 0, next(self._order)), None, None))
-        for thread in self._threads:
-            thread.join(timeout=STOP_WAIT_SECONDS / len(self._threads))
+def _submit(workers: Workers, read: _Read, part: int, request: Callable[[], Any]) -> None:
+    """A request of ``read``: the earliest collection's, and its first part, go first."""
+    workers.submit((read.seq, part), (read.seq, read.reads, part), request)

@@ -48,6 +48,17 @@ class Quota:
     def __str__(self) -> str:
         return f"{self.requests} requests per {self.period_seconds:g} s"
 
+    @property
+    def short(self) -> str:
+        """``3/1s``, as a tenant profile keeps a stated limit (``parse_short`` reads it)."""
+        return f"{self.requests}/{self.period_seconds:g}s"
+
+    @classmethod
+    def parse_short(cls, text: str | None) -> Quota | None:
+        requests, _, period = (text or "").partition("/")
+        seconds = period_seconds(period) if period else None
+        return cls(int(requests), seconds) if requests.isdigit() and seconds else None
+
 
 def period_seconds(text: str) -> float | None:
     """``1s`` -> 1.0, ``15m`` -> 900.0, ``1h`` -> 3600.0; None for anything else.

@@ -23,7 +23,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import httpx
@@ -67,6 +67,11 @@ class RequestStats:
     faults: int = 0
     rate_limited: int = 0
     waited_seconds: float = 0.0
+
+    def add(self, other: RequestStats) -> None:
+        """Counts ``other``'s requests in too."""
+        for field in fields(RequestStats):
+            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
 
 
 class FaultBudget:

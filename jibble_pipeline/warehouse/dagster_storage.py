@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from dagster._serdes import ConfigurableClassData
 from dagster_postgres import DagsterPostgresStorage
 
 from jibble_pipeline.settings import ConfigurationError
@@ -28,9 +27,8 @@ class JibbleDagsterStorage(DagsterPostgresStorage):
         return {}
 
     @classmethod
-    def from_config_value(
-        cls, inst_data: ConfigurableClassData | None, config_value: Any
-    ) -> JibbleDagsterStorage:
+    def from_config_value(cls, inst_data: Any, config_value: Any) -> JibbleDagsterStorage:
+        """``inst_data``: Dagster's record of this class in ``dagster.yaml``, handed back."""
         try:
             url = resolve_database_url()
             check_reachable(url)

@@ -17,7 +17,8 @@ import psycopg
 from jibble_pipeline.schema import table
 from jibble_pipeline.warehouse import versions
 from jibble_pipeline.warehouse.connection import warehouse_url
-from jibble_pipeline.warehouse.store import DateWindow, Warehouse
+from jibble_pipeline.warehouse.date_window import DateWindow
+from jibble_pipeline.warehouse.store import Warehouse
 
 
 def open_warehouse(

@@ -23,7 +23,8 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from jibble_pipeline.warehouse.store import DateWindow, Warehouse
+from jibble_pipeline.warehouse.date_window import DateWindow
+from jibble_pipeline.warehouse.store import Warehouse
 
 # A frame's ``attrs`` key: {input table: {partition date: version or None}} of what it read.
 READ_VERSIONS = "read_versions"

@@ -9,20 +9,19 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from jibble_pipeline.jibble.client import (
+from jibble_pipeline.jibble.client import JibbleClient
+from jibble_pipeline.jibble.doctor import estimates
+from jibble_pipeline.jibble.doctor.findings import Diagnosis, Plan
+from jibble_pipeline.jibble.errors import JibbleAuthError, JibbleError
+from jibble_pipeline.jibble.odata import at_or_after, between_dates
+from jibble_pipeline.jibble.paths import (
     ACTIVITIES_PATH,
     GROUPS_PATH,
     ORGANIZATIONS_PATH,
     PEOPLE_PATH,
     TIME_ENTRIES_PATH,
-    JibbleAuthError,
-    JibbleClient,
-    JibbleError,
-    Probe,
 )
-from jibble_pipeline.jibble.doctor import estimates
-from jibble_pipeline.jibble.doctor.findings import Diagnosis, Plan
-from jibble_pipeline.jibble.odata import at_or_after, between_dates
+from jibble_pipeline.jibble.probing import Probe
 from jibble_pipeline.jibble.reports import ReportUnavailable, logged_seconds
 from jibble_pipeline.jibble.tenant import (
     ENTRY_ORDERS,

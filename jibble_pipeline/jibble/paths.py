@@ -1,0 +1,10 @@
+"""The Jibble API paths the pipeline reads (docs/jibble-api.md)."""
+
+TOKEN_PATH = "/connect/token"
+PEOPLE_PATH = "/v1/People"
+GROUPS_PATH = "/v1/Groups"
+ACTIVITIES_PATH = "/v1/Activities"
+ORGANIZATIONS_PATH = "/v1/Organizations"
+TIME_ENTRIES_PATH = "/v1/TimeEntries"
+HOUR_ENTRIES_PATH = "/v1/HourEntries"
+TRACKED_TIME_REPORT_PATH = "/v1/TrackedTimeReport"
