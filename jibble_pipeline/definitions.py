@@ -31,11 +31,8 @@ from jibble_pipeline.automation.schedules import (
     refresh_daily_assets,
     refresh_every_10_minutes,
 )
-from jibble_pipeline.automation.weekly import (
-    derive_weekly_hours,
-    stale_weeks_sensor,
-    weekly_hours_automation,
-)
+from jibble_pipeline.automation.stale import stale_partitions_sensor
+from jibble_pipeline.automation.weekly import derive_weekly_hours, weekly_hours_automation
 from jibble_pipeline.digest.resources import build_digest_resources
 from jibble_pipeline.digest.settings import load_digest_settings
 from jibble_pipeline.resources import env_or_none, jibble_resource, pipeline_resources
@@ -77,7 +74,7 @@ defs = dg.Definitions(
     schedules=[refresh_every_10_minutes, weekly_digests, daily_operations_alert],
     sensors=[
         weekly_hours_automation,
-        stale_weeks_sensor,
+        stale_partitions_sensor,
         late_edits_sensor,
         late_edits_sweep,
         freshness_sensor,

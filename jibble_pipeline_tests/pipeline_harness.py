@@ -87,6 +87,10 @@ class Pipeline:
         """One run over [first, last] of the raw entries and their quarantine only."""
         return self._run([fetch_time_entries], range_tags(first, last), None, raise_on_error)
 
+    def derive(self, first: date, last: date, *, now: datetime | None = None):
+        """One run over [first, last] of the sessions and attendance only (no fetch)."""
+        return self._run([derive_daily_hours], range_tags(first, last), now)
+
     def weekly(self, first: date, last: date, *, raise_on_error=True) -> dg.ExecuteInProcessResult:
         weeks = range_tags(monday_on_or_before(first), monday_on_or_before(last))
         return self._run([weekly_hours], weeks, None, raise_on_error)

@@ -15,6 +15,7 @@ from jibble_pipeline.rules.groups import assign_groups
 from jibble_pipeline.rules.sessions import derive_sessions
 from jibble_pipeline.warehouse.display_names import Names, load_names, named
 from jibble_pipeline.warehouse.resource import WarehouseResource
+from jibble_pipeline.warehouse.versions import carry_versions
 
 GROUP = "hours"  # the asset group of sessions, attendance and weekly hours
 
@@ -94,9 +95,9 @@ def derive_daily_hours(
                 partition_key=key,
             )
     if "sessions" in selected:
-        yield dg.Output(sessions, "sessions")
+        yield dg.Output(carry_versions(sessions, raw_time_entries), "sessions")
     if "daily_attendance" in selected:
-        yield dg.Output(attendance, "daily_attendance")
+        yield dg.Output(carry_versions(attendance, raw_time_entries), "daily_attendance")
 
 
 def sessions_metadata(

@@ -16,6 +16,7 @@ import psycopg
 from psycopg import sql
 
 from jibble_pipeline.schema import table
+from jibble_pipeline.warehouse import versions
 from jibble_pipeline.warehouse.date_window import DateWindow
 from jibble_pipeline.warehouse.merge import EntryMerge
 from jibble_pipeline.warehouse.statements import (
@@ -91,6 +92,7 @@ def land_entries(
         _replace_quarantine(cursor, schema, window, rejects, merge.met)
         if progress is not None:
             _record_landed(cursor, schema, window, pd.concat(fetched), rejects, progress)
+        versions.bump(cursor, schema, spec.name, window.dates())
         counts = _entry_counts(cursor, schema, window)
     return LandedChunk(window, summary, counts)
 
