@@ -27,7 +27,7 @@ PROJECT = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
 PROJECT_NAME = canonicalize_name(PROJECT["project"]["name"])
 # Each lock file and the extras it holds, each file within the next.
 TIERS = {"runtime": (), "dev": ("embedded", "test"), "bench": ("embedded", "test", "bench")}
-REMAKE = "run scripts/lock, then ./scripts/test (a stale .venv: remove it first)"
+REMAKE = "run scripts/lock, then ./scripts/test (which makes .venv anew when the lock changed)"
 
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
 
@@ -123,11 +123,14 @@ def test_this_environment_holds_exactly_its_lock():
 
 
 def test_the_scripts_and_the_image_install_from_the_lock():
-    venv = (PROJECT_ROOT / "scripts" / "_venv.sh").read_text()
+    def words(path: str) -> str:  # continued lines joined, spaces collapsed
+        return " ".join((PROJECT_ROOT / path).read_text().replace("\\\n", " ").split())
+
+    venv = words("scripts/_venv.sh")
     assert '--require-hashes -r "requirements/$REQUIREMENTS.txt"' in venv
     assert "--no-deps --no-build-isolation -e ." in venv
     assert 'REQUIREMENTS="${REQUIREMENTS:-dev}"' in venv
-    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    dockerfile = words("Dockerfile")
     assert "pip install --require-hashes -r requirements/runtime.txt" in dockerfile
     assert "pip install --no-deps --no-build-isolation ." in dockerfile
 

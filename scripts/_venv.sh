@@ -15,18 +15,22 @@ if [ ! -f "requirements/$REQUIREMENTS.txt" ]; then
     echo "No requirements/$REQUIREMENTS.txt: REQUIREMENTS is dev, bench or runtime." >&2
     exit 1
 fi
-if [ ! -x .venv/bin/python ]; then
+# The environment is made anew whenever its lock (or REQUIREMENTS) differs from the one it was
+# made from: it then holds exactly what the lock names, nothing left over. pip itself comes
+# first: older ones mishandle extras in hash-checking mode. The project is installed again
+# when pyproject.toml changed (its commands, say).
+locks=(requirements/pip.txt "requirements/$REQUIREMENTS.txt")
+if ! cat "${locks[@]}" 2>/dev/null | cmp -s - .venv/installed-lock.txt; then
+    rm -rf .venv
     "$PYTHON" -m venv .venv
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes \
+        -r requirements/pip.txt
+    .venv/bin/python -m pip install --quiet --require-hashes -r "requirements/$REQUIREMENTS.txt"
+    cat "${locks[@]}" >.venv/installed-lock.txt
 fi
-# Installs only when the lock or pyproject.toml changed since the last install into .venv.
-# pip itself first: older ones mishandle extras in hash-checking mode.
-stamp=".venv/installed-$REQUIREMENTS.txt"
-installs=(requirements/pip.txt "requirements/$REQUIREMENTS.txt" pyproject.toml)
-if ! cat "${installs[@]}" | cmp -s - "$stamp"; then
-    pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
-    "${pip[@]}" --require-hashes -r requirements/pip.txt
-    "${pip[@]}" --require-hashes -r "requirements/$REQUIREMENTS.txt"
+if ! cmp -s pyproject.toml .venv/installed-pyproject.toml; then
     # (setuptools warns, on every editable install, of folders named like the package.)
-    PYTHONWARNINGS=ignore "${pip[@]}" --no-deps --no-build-isolation -e .
-    cat "${installs[@]}" >"$stamp"
+    PYTHONWARNINGS=ignore .venv/bin/python -m pip install --quiet --no-deps \
+        --no-build-isolation -e .
+    cp pyproject.toml .venv/installed-pyproject.toml
 fi
