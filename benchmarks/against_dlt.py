@@ -1,6 +1,6 @@
 """This pipeline's raw-entry load against dlt's, same simulator data, same run, same machine.
 
-    .venv/bin/pip install -e '.[test,bench]'        # dlt is a benchmark-only extra
+    .venv/bin/pip install --require-hashes -r requirements/bench.txt   # dlt: the bench extra
     .venv/bin/python benchmarks/against_dlt.py --agents 400 --days 90 [--rounds 1]
         [--page-cap 100] [--database-url postgresql://...]
 

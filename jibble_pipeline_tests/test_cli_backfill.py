@@ -15,6 +15,8 @@ from psycopg import sql
 from jibble_pipeline.simulator import FaultPlan, JibbleSimulator, SyntheticOrganisation
 from jibble_pipeline_tests.pipeline_harness import cli_environment
 
+pytestmark = pytest.mark.slow  # left out of ./scripts/test --fast (setup.cfg)
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 SNAPSHOTS = "agents,client_groups,activities,agent_group_history"

@@ -17,6 +17,8 @@ from jibble_pipeline.cli import CODE_LOCATION_NAME, PROJECT_ROOT
 from jibble_pipeline.simulator import JibbleSimulator, SyntheticOrganisation
 from jibble_pipeline_tests.pipeline_harness import BIN, cli_environment
 
+pytestmark = pytest.mark.slow  # left out of ./scripts/test --fast (setup.cfg)
+
 DAY = date(2025, 1, 8)
 
 

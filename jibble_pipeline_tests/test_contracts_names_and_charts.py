@@ -419,6 +419,7 @@ def bars_on_the_axis(rows: list[list[tuple[int, ...]]]) -> int:
     return runs(rows[bottom - 2], GREEN)
 
 
+@pytest.mark.slow
 def test_a_real_browser_draws_the_charts(pipeline, tmp_path):
     rows = screenshot(pipeline.reports / client_page(WEEK, BETA), tmp_path)
     # Beta's two weeks are two green bars side by side on the axis; the contract's dashed

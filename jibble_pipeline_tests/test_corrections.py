@@ -51,6 +51,8 @@ from jibble_pipeline_tests.digest_fixture import (
 from jibble_pipeline_tests.fake_services import SmtpServer
 from jibble_pipeline_tests.test_digest_sending import metadata
 
+pytestmark = pytest.mark.slow  # left out of ./scripts/test --fast (setup.cfg)
+
 SENDER = "Weekly hours <hours@staffing.example>"
 # The fixture's week ended in January 2025: in these tests the cut-off lies far behind it,
 # except where the test is about the cut-off.

@@ -11,10 +11,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
+import pytest
 from psycopg import sql
 
 from jibble_pipeline.simulator import SyntheticOrganisation
 from jibble_pipeline.simulator.demo import DEMO_AGENTS, DEMO_SEED
+
+pytestmark = pytest.mark.slow  # left out of ./scripts/test --fast (setup.cfg)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

@@ -31,6 +31,8 @@ from jibble_pipeline.simulator import JibbleSimulator, SyntheticOrganisation
 from jibble_pipeline.warehouse.connection import sqlalchemy_url
 from jibble_pipeline_tests.pipeline_harness import BIN, cli_environment
 
+pytestmark = pytest.mark.slow  # left out of ./scripts/test --fast (setup.cfg)
+
 DEPLOY = PROJECT_ROOT / "deploy"
 SCHEDULE = "refresh_every_10_minutes"
 TODAY = datetime.now(UTC).date()

@@ -21,6 +21,8 @@ from jibble_pipeline.simulator.dialect import Dialect
 from jibble_pipeline.transport.pacing import WINDOW_SAFETY
 from jibble_pipeline_tests.pipeline_harness import BIN, PROJECT_ROOT, cli_environment
 
+pytestmark = pytest.mark.slow  # left out of ./scripts/test --fast (setup.cfg)
+
 TODAY = datetime.now(UTC).date()
 FIXED_WINDOW = FaultPlan(rate_limit_per_second=5, rate_limit_style="fixed-window")
 

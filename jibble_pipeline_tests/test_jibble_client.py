@@ -198,6 +198,7 @@ def test_server_errors_drops_and_stalls_are_retried():
         assert client.stats.retries >= stats.server_errors + stats.dropped
 
 
+@pytest.mark.slow
 def test_an_unavailable_api_fails_clearly_per_request_and_per_session():
     faults = FaultPlan(error_rate_5xx=1.0)
     with JibbleSimulator(organisation(), faults=faults) as simulator:
@@ -238,6 +239,7 @@ def test_a_steady_fault_rate_never_adds_up_to_a_failure():
         assert client.stats.faults == simulator.stats.server_errors
 
 
+@pytest.mark.slow
 def test_a_429_storm_is_flow_control_not_a_fault():
     """A server limiting to 10 requests/s, an unpaced client with 8 requests in flight:
     many 429s, none counted as a fault, every entry read, the limit kept on average."""

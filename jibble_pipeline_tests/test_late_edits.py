@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pandas as pd
+import pytest
 
 from jibble_pipeline.automation.late_edits import (
     OVERLAP,
@@ -26,6 +27,8 @@ from jibble_pipeline.partitions import RANGE_END_TAG, RANGE_START_TAG
 from jibble_pipeline.resources import server_jibble
 from jibble_pipeline.simulator import FaultPlan, SyntheticOrganisation
 from jibble_pipeline_tests.pipeline_harness import DAILY, SNAPSHOTS, Pipeline, PipelineSetup
+
+pytestmark = pytest.mark.slow  # left out of ./scripts/test --fast (setup.cfg)
 
 FIRST, LAST = date(2025, 2, 3), date(2025, 2, 9)
 T0 = datetime(2025, 2, 12, 8, tzinfo=UTC)

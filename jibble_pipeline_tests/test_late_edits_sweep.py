@@ -26,6 +26,8 @@ from jibble_pipeline.simulator import JibbleSimulator, SyntheticOrganisation
 from jibble_pipeline.simulator.dialect import Dialect
 from jibble_pipeline_tests.pipeline_harness import BIN, PROJECT_ROOT, Pipeline, cli_environment
 
+pytestmark = pytest.mark.slow  # left out of ./scripts/test --fast (setup.cfg)
+
 TODAY = datetime.now(UTC).date()
 START = TODAY - timedelta(days=40)
 DIALECT = Dialect(orderable=("time", "personId"), updated_at_filterable=False)

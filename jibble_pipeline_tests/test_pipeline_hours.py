@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pandas as pd
+import pytest
 
 from jibble_pipeline.assets.weekly import week_metadata
 from jibble_pipeline.warehouse.display_names import Names
@@ -22,6 +23,8 @@ from jibble_pipeline_tests.reference_rules import (
     reference_sessions,
     reference_weekly,
 )
+
+pytestmark = pytest.mark.slow  # left out of ./scripts/test --fast (setup.cfg)
 
 FIRST, LAST = date(2025, 1, 6), date(2025, 1, 22)  # two whole weeks and a week in progress
 NOW = datetime(2025, 1, 22, 9, 30, tzinfo=UTC)

@@ -19,6 +19,8 @@ from jibble_pipeline.simulator import FaultPlan, JibbleSimulator, SyntheticOrgan
 from jibble_pipeline.simulator.reports import duration_text, tracked_time
 from jibble_pipeline_tests.pipeline_harness import Pipeline, PipelineSetup
 
+pytestmark = pytest.mark.slow  # left out of ./scripts/test --fast (setup.cfg)
+
 FIRST, LAST = date(2025, 2, 3), date(2025, 2, 9)  # one Monday week
 T0 = datetime(2025, 2, 12, 8, tzinfo=UTC)
 # The ``pipeline`` fixture (conftest.py): the week of ten agents derived, weekly hours too.

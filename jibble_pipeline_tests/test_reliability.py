@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import psycopg
+import pytest
 from psycopg import sql
 
 from jibble_pipeline.partitions import daily_partitions
@@ -18,6 +19,8 @@ from jibble_pipeline.warehouse.store import Warehouse
 from jibble_pipeline_tests.blocking import hold_row, wait_for, waiters
 from jibble_pipeline_tests.pipeline_harness import Pipeline
 from jibble_pipeline_tests.warehouse_state import assert_same_warehouse, warehouse_rows
+
+pytestmark = pytest.mark.slow  # left out of ./scripts/test --fast (setup.cfg)
 
 NOW = datetime(2025, 4, 8, 12, tzinfo=UTC)  # the organisation's clock and the derivation's
 FIRST, LAST = date(2025, 3, 3), date(2025, 3, 30)  # four whole weeks

@@ -25,6 +25,8 @@ from jibble_pipeline_tests.warehouse_state import (
     warehouse_rows,
 )
 
+pytestmark = pytest.mark.slow  # left out of ./scripts/test --fast (setup.cfg)
+
 NOW = datetime(2025, 5, 14, 12, tzinfo=UTC)
 FIRST, LAST = date(2025, 4, 28), date(2025, 5, 11)  # two whole weeks
 

@@ -18,6 +18,8 @@ from jibble_pipeline.simulator import FaultPlan, JibbleSimulator, SyntheticOrgan
 from jibble_pipeline_tests.pipeline_harness import BIN, PROJECT_ROOT, Pipeline, cli_environment
 from jibble_pipeline_tests.warehouse_state import assert_same_warehouse, warehouse_rows
 
+pytestmark = pytest.mark.slow  # left out of ./scripts/test --fast (setup.cfg)
+
 FIRST, LAST = date(2025, 6, 2), date(2025, 6, 8)
 
 

@@ -15,6 +15,8 @@ import pytest
 
 from jibble_pipeline.simulator import FaultPlan, JibbleSimulator, SyntheticOrganisation
 
+pytestmark = pytest.mark.slow  # left out of ./scripts/test --fast (setup.cfg)
+
 DAY = date(2025, 1, 7)
 NOW = datetime(2025, 2, 1, tzinfo=UTC)
 

@@ -17,6 +17,8 @@ from jibble_pipeline.simulator.dialect import Dialect
 from jibble_pipeline_tests.pipeline_harness import Pipeline
 from jibble_pipeline_tests.warehouse_state import differences, warehouse_rows
 
+pytestmark = pytest.mark.slow  # left out of ./scripts/test --fast (setup.cfg)
+
 FIRST, LAST = date(2025, 2, 3), date(2025, 2, 16)  # two Monday weeks
 T0 = datetime(2025, 2, 20, 8, tzinfo=UTC)
 SEED, AGENTS = 3, 12
