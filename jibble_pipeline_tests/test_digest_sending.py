@@ -24,9 +24,9 @@ from jibble_pipeline.automation.digests import (
     send_weekly_digests,
 )
 from jibble_pipeline.digest.resources import EmailResource, build_digest_resources
-from jibble_pipeline.digest.settings import SAMPLE_CLIENTS_FILE, load_digest_settings
 from jibble_pipeline.digest.site import EXPORT_SUFFIXES, export_file
-from jibble_pipeline.settings import ConfigurationError
+from jibble_pipeline.settings.digests import SAMPLE_CLIENTS_FILE, load_digest_settings
+from jibble_pipeline.settings.fields import ConfigurationError
 from jibble_pipeline_tests.digest_fixture import (
     ACME,
     BETA,

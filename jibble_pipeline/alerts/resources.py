@@ -12,11 +12,11 @@ from typing import Literal
 
 import dagster as dg
 
-from jibble_pipeline.alerts.settings import AlertSettings
 from jibble_pipeline.alerts.webhook import WebhookSender
 from jibble_pipeline.digest.email import EmailSender
 from jibble_pipeline.digest.resources import EmailResource
 from jibble_pipeline.digest.sending import Channel
+from jibble_pipeline.settings.alerts import AlertSettings
 from jibble_pipeline.transport import RetryPolicy
 
 DRY_RUN_REASON = "JIBBLE_ALERT_DRY_RUN (on by default in demo mode)"

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from jibble_pipeline.alerts.settings import WebhookFormat
 from jibble_pipeline.digest.email import OutgoingEmail, SendError
+from jibble_pipeline.settings.alerts import WebhookFormat
 from jibble_pipeline.transport import Pacing, RetryPolicy, ServiceUnavailable, open_session
 
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"

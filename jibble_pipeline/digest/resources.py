@@ -24,7 +24,7 @@ from jibble_pipeline.digest.directory import (
     load_clients_file,
 )
 from jibble_pipeline.digest.email import EmailSender, ResendSender, SendError, SmtpSender
-from jibble_pipeline.digest.settings import (
+from jibble_pipeline.settings.digests import (
     DEFAULT_AIRTABLE_URL,
     DEFAULT_FROM,
     DEFAULT_RESEND_URL,

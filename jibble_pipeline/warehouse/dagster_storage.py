@@ -11,7 +11,7 @@ from typing import Any
 from dagster._serdes import ConfigurableClassData
 from dagster_postgres import DagsterPostgresStorage
 
-from jibble_pipeline.settings import ConfigurationError
+from jibble_pipeline.settings.fields import ConfigurationError
 from jibble_pipeline.warehouse.connection import (
     check_reachable,
     resolve_database_url,
