@@ -48,7 +48,7 @@ def parse_day(text: str, what: str) -> date:
 
 def check_range(first: date, last: date) -> None:
     """A range of work dates that has partitions, or one line saying what is wrong."""
-    from jibble_pipeline.settings import latest_work_date, load_settings
+    from jibble_pipeline.settings.pipeline import latest_work_date, load_settings
 
     start = load_settings().partitions_start
     if last < first:
@@ -67,7 +67,7 @@ def check_range(first: date, last: date) -> None:
 def describe_setup() -> str:
     """Where the data comes from and goes; connects to the warehouse first, so a wrong
     ``JIBBLE_DATABASE_URL`` is one line before Dagster's storage is touched."""
-    from jibble_pipeline.settings import load_settings
+    from jibble_pipeline.settings.pipeline import load_settings
     from jibble_pipeline.warehouse.connection import (
         check_reachable,
         redact,
@@ -121,8 +121,8 @@ def build_digests(first_week: date, last_week: date) -> None:
     import dagster as dg
 
     from jibble_pipeline.definitions import defs
-    from jibble_pipeline.digest.settings import load_digest_settings
     from jibble_pipeline.partitions import range_tags
+    from jibble_pipeline.settings.digests import load_digest_settings
 
     settings = load_digest_settings()
     job = defs.resolve_job_def("send_weekly_digests")
@@ -146,8 +146,8 @@ def build_alert(day: date) -> None:
     demo's is a dry run)."""
     import dagster as dg
 
-    from jibble_pipeline.alerts.settings import load_alert_settings
     from jibble_pipeline.definitions import defs
+    from jibble_pipeline.settings.alerts import load_alert_settings
 
     job = defs.resolve_job_def("send_daily_alert")
     result = job.execute_in_process(
@@ -165,7 +165,7 @@ def describe_tables() -> str:
     from psycopg import sql
 
     from jibble_pipeline.schema import TABLES
-    from jibble_pipeline.settings import load_settings
+    from jibble_pipeline.settings.pipeline import load_settings
     from jibble_pipeline.warehouse.io_manager import open_warehouse
 
     settings = load_settings()
@@ -184,7 +184,7 @@ def describe_tables() -> str:
 
 def command_demo(args: argparse.Namespace) -> None:
     from jibble_pipeline.partitions import monday_on_or_before
-    from jibble_pipeline.settings import load_settings
+    from jibble_pipeline.settings.pipeline import load_settings
 
     use_project_dagster_home()
     print(describe_setup(), flush=True)
@@ -264,7 +264,7 @@ def command_doctor(args: argparse.Namespace) -> None:
     from jibble_pipeline.jibble.doctor.probes import Doctor
     from jibble_pipeline.jibble.doctor.report import as_json, as_text, write_sample
     from jibble_pipeline.resources import jibble_resource
-    from jibble_pipeline.settings import latest_work_date, load_settings
+    from jibble_pipeline.settings.pipeline import latest_work_date, load_settings
 
     settings = load_settings()
     plan = Plan(
@@ -293,7 +293,7 @@ def command_doctor(args: argparse.Namespace) -> None:
 
 
 def command_stop_database(_: argparse.Namespace) -> None:
-    from jibble_pipeline.settings import load_settings
+    from jibble_pipeline.settings.pipeline import load_settings
     from jibble_pipeline.warehouse.embedded import stop_embedded_postgres
 
     settings = load_settings()
@@ -302,7 +302,7 @@ def command_stop_database(_: argparse.Namespace) -> None:
 
 
 def _partitions_start() -> date:
-    from jibble_pipeline.settings import load_settings
+    from jibble_pipeline.settings.pipeline import load_settings
 
     return load_settings().partitions_start
 
@@ -351,7 +351,7 @@ def main(argv: list[str] | None = None) -> None:
     stop.set_defaults(run=command_stop_database)
     args = parser.parse_args(argv)
     from jibble_pipeline.jibble.errors import JibbleError
-    from jibble_pipeline.settings import ConfigurationError
+    from jibble_pipeline.settings.fields import ConfigurationError
 
     try:
         args.run(args)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dagster as dg
 
 from jibble_pipeline.alerts.resources import build_alert_resources
-from jibble_pipeline.alerts.settings import load_alert_settings
 from jibble_pipeline.assets.alerts import operations_alert
 from jibble_pipeline.assets.checks import ALL_CHECKS, freshness_sensor
 from jibble_pipeline.assets.corrections import sent_corrections
@@ -34,9 +33,10 @@ from jibble_pipeline.automation.schedules import (
 from jibble_pipeline.automation.stale import stale_partitions_sensor
 from jibble_pipeline.automation.weekly import derive_weekly_hours, weekly_hours_automation
 from jibble_pipeline.digest.resources import build_digest_resources
-from jibble_pipeline.digest.settings import load_digest_settings
 from jibble_pipeline.resources import env_or_none, jibble_resource, pipeline_resources
-from jibble_pipeline.settings import Settings, load_settings
+from jibble_pipeline.settings.alerts import load_alert_settings
+from jibble_pipeline.settings.digests import load_digest_settings
+from jibble_pipeline.settings.pipeline import Settings, load_settings
 
 
 def build_resources(settings: Settings) -> dict[str, object]:

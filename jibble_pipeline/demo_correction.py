@@ -46,9 +46,9 @@ def show_a_correction(week: date) -> None:
     """Edits a clock-out of ``week`` at the simulator, lets the pipeline pick it up and
     renders the correction of the week in a dry run; prints where it is."""
     from jibble_pipeline.definitions import defs
-    from jibble_pipeline.digest.settings import load_digest_settings
     from jibble_pipeline.digest.site.paths import client_page, correction_file
-    from jibble_pipeline.settings import load_settings
+    from jibble_pipeline.settings.digests import load_digest_settings
+    from jibble_pipeline.settings.pipeline import load_settings
 
     settings, digests = load_settings(), load_digest_settings()
     instance = dg.DagsterInstance.get()

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from jibble_pipeline.settings import load_settings
+from jibble_pipeline.settings.pipeline import load_settings
 
 PARTITIONS_TIMEZONE = "UTC"
 # The tags of a run over a range of partition keys (one run per backfill, or per tick).

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 import dagster as dg
 
 from jibble_pipeline.jibble.resource import JibbleResource
-from jibble_pipeline.settings import Settings
+from jibble_pipeline.settings.pipeline import Settings
 from jibble_pipeline.simulator.demo import DemoJibbleResource
 from jibble_pipeline.warehouse.io_manager import PostgresIOManager
 from jibble_pipeline.warehouse.resource import WarehouseResource

@@ -11,12 +11,12 @@ import dagster as dg
 import pytest
 
 from jibble_pipeline.alerts.resources import AlertResource
-from jibble_pipeline.alerts.settings import load_alert_settings
 from jibble_pipeline.automation.alerts import build_alert_schedule
 from jibble_pipeline.delivery.resources import EmailResource
 from jibble_pipeline.jibble.frames import entries_frame
 from jibble_pipeline.jibble.models import TimeEntry, parse_payloads
-from jibble_pipeline.settings import ConfigurationError
+from jibble_pipeline.settings.alerts import load_alert_settings
+from jibble_pipeline.settings.fields import ConfigurationError
 from jibble_pipeline.warehouse.date_window import DateWindow
 from jibble_pipeline_tests.digest_fixture import (
     HOSTILE_AGENT,

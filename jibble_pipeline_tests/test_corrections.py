@@ -33,11 +33,11 @@ from jibble_pipeline.digest.corrections import (
     with_causes,
 )
 from jibble_pipeline.digest.resources import CorrectionsResource, build_digest_resources
-from jibble_pipeline.digest.settings import load_digest_settings
 from jibble_pipeline.digest.site.paths import client_page, correction_file
 from jibble_pipeline.jibble.frames import entries_frame
 from jibble_pipeline.jibble.models import TimeEntry, parse_payloads
-from jibble_pipeline.settings import ConfigurationError
+from jibble_pipeline.settings.digests import load_digest_settings
+from jibble_pipeline.settings.fields import ConfigurationError
 from jibble_pipeline.warehouse.date_window import DateWindow
 from jibble_pipeline_tests.digest_fixture import (
     ACME,

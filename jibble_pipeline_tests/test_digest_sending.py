@@ -25,9 +25,9 @@ from jibble_pipeline.automation.digests import (
 )
 from jibble_pipeline.delivery.resources import EmailResource
 from jibble_pipeline.digest.resources import build_digest_resources
-from jibble_pipeline.digest.settings import SAMPLE_CLIENTS_FILE, load_digest_settings
 from jibble_pipeline.digest.site.paths import EXPORT_SUFFIXES, export_file
-from jibble_pipeline.settings import ConfigurationError
+from jibble_pipeline.settings.digests import SAMPLE_CLIENTS_FILE, load_digest_settings
+from jibble_pipeline.settings.fields import ConfigurationError
 from jibble_pipeline_tests.digest_fixture import (
     ACME,
     BETA,

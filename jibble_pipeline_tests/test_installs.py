@@ -18,7 +18,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from jibble_pipeline.settings import ConfigurationError
+from jibble_pipeline.settings.fields import ConfigurationError
 from jibble_pipeline.warehouse import embedded
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -14,7 +14,8 @@ import pytest
 from jibble_pipeline.jibble.client import JibbleClient
 from jibble_pipeline.jibble.reports import ReportUnavailable, parse_duration_seconds
 from jibble_pipeline.rules.reconciliation import NO_KNOWN_CAUSE, compare, late_edit_counts
-from jibble_pipeline.settings import ConfigurationError, load_settings
+from jibble_pipeline.settings.fields import ConfigurationError
+from jibble_pipeline.settings.pipeline import load_settings
 from jibble_pipeline.simulator import FaultPlan, JibbleSimulator, SyntheticOrganisation
 from jibble_pipeline.simulator.reports import duration_text, tracked_time
 from jibble_pipeline_tests.pipeline_harness import Pipeline, PipelineSetup

@@ -10,10 +10,10 @@ from typing import Literal
 
 import dagster as dg
 
-from jibble_pipeline.alerts.settings import AlertSettings
 from jibble_pipeline.delivery.resources import EmailResource
 from jibble_pipeline.delivery.sending import Channel
 from jibble_pipeline.delivery.webhook import WebhookChannel
+from jibble_pipeline.settings.alerts import AlertSettings
 from jibble_pipeline.transport import RetryPolicy
 
 DRY_RUN_REASON = "JIBBLE_ALERT_DRY_RUN (on by default in demo mode)"
@@ -29,7 +29,7 @@ class Route:
 
 
 class AlertResource(dg.ConfigurableResource):
-    """The daily operations alert's recipients and rules (``alerts.settings``)."""
+    """The daily operations alert's recipients and rules (``settings.alerts``)."""
 
     emails: list[str] = []
     webhook_url: str | None = None

@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from jibble_pipeline.alerts.settings import AlertSettings, load_alert_settings
 from jibble_pipeline.automation.digests import RETRY_TICKS, morning_cron
 from jibble_pipeline.partitions import daily_partitions
+from jibble_pipeline.settings.alerts import AlertSettings, load_alert_settings
 
 send_daily_alert = dg.define_asset_job(
     "send_daily_alert",

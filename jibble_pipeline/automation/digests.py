@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from jibble_pipeline.digest.settings import DigestSettings, load_digest_settings
 from jibble_pipeline.partitions import monday_on_or_before, weekly_partitions
+from jibble_pipeline.settings.digests import DigestSettings, load_digest_settings
 
 RETRY_TICKS = 3
 WEEK_TAG = "jibble/digest_week"

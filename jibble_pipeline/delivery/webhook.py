@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from jibble_pipeline.alerts.settings import WebhookFormat
 from jibble_pipeline.delivery.message import OutgoingEmail, Sender, SendError
+from jibble_pipeline.settings.alerts import WebhookFormat
 from jibble_pipeline.transport import Pacing, RetryPolicy, ServiceUnavailable, open_session
 
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"

@@ -8,7 +8,7 @@ their send logs (``sending``; sending itself is ``jibble_pipeline.delivery``), t
 (``corrections``: what changed and why, pure; ``correction_week``: a week of them), the
 static report site (``site``) with its charts (``charts``) and what each client was told
 (``history``), a week of digests and of site pages as the assets store and show them
-(``weeks``) and the environment settings (``settings``). The Dagster wiring is in
+(``weeks``). Their settings are in ``jibble_pipeline.settings.digests``. The Dagster wiring is in
 ``jibble_pipeline.assets`` (``digests``, ``corrections``) and ``jibble_pipeline.automation``
 (``digests``, ``corrections``).
 """

@@ -23,7 +23,7 @@ from jibble_pipeline.digest.directory.sources import (
     ContractFields,
     load_clients_file,
 )
-from jibble_pipeline.digest.settings import (
+from jibble_pipeline.settings.digests import (
     DEFAULT_AIRTABLE_URL,
     DigestSettings,
 )

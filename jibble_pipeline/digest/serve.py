@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def command_serve_reports(args: argparse.Namespace) -> None:
-    from jibble_pipeline.digest.settings import load_digest_settings
+    from jibble_pipeline.settings.digests import load_digest_settings
 
     folder: Path = args.folder or load_digest_settings().reports_dir
     if not (folder / "index.html").exists():

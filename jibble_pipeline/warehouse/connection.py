@@ -14,7 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from jibble_pipeline.settings import ConfigurationError, Settings, load_settings
+from jibble_pipeline.settings.fields import ConfigurationError
+from jibble_pipeline.settings.pipeline import Settings, load_settings
 
 _DRIVER = re.compile(r"^postgres(?:ql)?(?:\+\w+)?://")
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from dagster_postgres import DagsterPostgresStorage
 
-from jibble_pipeline.settings import ConfigurationError
+from jibble_pipeline.settings.fields import ConfigurationError
 from jibble_pipeline.warehouse.connection import (
     check_reachable,
     resolve_database_url,

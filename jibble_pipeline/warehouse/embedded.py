@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 from types import ModuleType
 
-from jibble_pipeline.settings import ConfigurationError
+from jibble_pipeline.settings.fields import ConfigurationError
 
 MISSING = (
     "JIBBLE_DATABASE_URL is not set and the embedded PostgreSQL is not installed: set it to "
