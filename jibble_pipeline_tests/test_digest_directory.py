@@ -196,7 +196,7 @@ def test_the_asset_drops_mappings_the_source_no_longer_has(
 
 
 def test_the_sample_file_maps_groups_of_the_demo_organisation():
-    from jibble_pipeline.settings.digests import SAMPLE_CLIENTS_FILE
+    from jibble_pipeline.settings.catalog import SAMPLE_CLIENTS_FILE
     from jibble_pipeline.simulator import SyntheticOrganisation
     from jibble_pipeline.simulator.demo import DEMO_AGENTS, DEMO_SEED
 

@@ -26,7 +26,8 @@ from jibble_pipeline.automation.digests import (
 from jibble_pipeline.delivery.resources import EmailResource
 from jibble_pipeline.digest.resources import build_digest_resources
 from jibble_pipeline.digest.site.paths import EXPORT_SUFFIXES, export_file
-from jibble_pipeline.settings.digests import SAMPLE_CLIENTS_FILE, load_digest_settings
+from jibble_pipeline.settings.catalog import SAMPLE_CLIENTS_FILE
+from jibble_pipeline.settings.digests import load_digest_settings
 from jibble_pipeline.settings.fields import ConfigurationError
 from jibble_pipeline_tests.digest_fixture import (
     ACME,

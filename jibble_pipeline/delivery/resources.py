@@ -15,7 +15,7 @@ import dagster as dg
 
 from jibble_pipeline.delivery.email import ResendSender, SmtpSender
 from jibble_pipeline.delivery.message import Sender, SendError
-from jibble_pipeline.settings.digests import DEFAULT_FROM, DEFAULT_RESEND_URL
+from jibble_pipeline.settings.catalog import DEFAULT_FROM, DEFAULT_RESEND_URL
 from jibble_pipeline.transport import RetryPolicy
 
 

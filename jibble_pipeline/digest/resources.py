@@ -23,10 +23,8 @@ from jibble_pipeline.digest.directory.sources import (
     ContractFields,
     load_clients_file,
 )
-from jibble_pipeline.settings.digests import (
-    DEFAULT_AIRTABLE_URL,
-    DigestSettings,
-)
+from jibble_pipeline.settings.catalog import DEFAULT_AIRTABLE_URL
+from jibble_pipeline.settings.digests import DigestSettings
 from jibble_pipeline.transport import RetryPolicy
 
 

@@ -57,7 +57,7 @@ from jibble_pipeline.jibble.tenant import (
     TenantProfile,
 )
 from jibble_pipeline.jibble.tokens import AccessTokens
-from jibble_pipeline.settings.pipeline import PRODUCTION_TIME_ATTENDANCE_URL
+from jibble_pipeline.settings.catalog import PRODUCTION_TIME_ATTENDANCE_URL
 from jibble_pipeline.transport import (
     ApiSession,
     Pacing,

@@ -13,7 +13,7 @@ import dagster as dg
 
 from jibble_pipeline.jibble.client import JibbleClient
 from jibble_pipeline.jibble.tenant import TenantProfile
-from jibble_pipeline.settings.pipeline import (
+from jibble_pipeline.settings.catalog import (
     PRODUCTION_IDENTITY_URL,
     PRODUCTION_TIME_ATTENDANCE_URL,
     PRODUCTION_TIME_TRACKING_URL,

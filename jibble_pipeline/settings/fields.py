@@ -15,6 +15,7 @@ from datetime import date, time
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict
@@ -212,3 +213,73 @@ class Setting(BaseModel):
     def is_set(self, env: Mapping[str, str]) -> bool:
         """Whether a value is given: all a secret's reader needs to know."""
         return bool(env.get(self.env))
+
+
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class Emails(Kind):
+    takes = "addresses, comma-separated"
+
+    def parse(self, name: str, text: str) -> tuple[str, ...]:
+        emails = tuple(e.strip().lower() for e in text.replace(";", ",").split(",") if e.strip())
+        bad = [e for e in emails if e.count("@") != 1 or " " in e]
+        if bad:
+            raise ConfigurationError(
+                f"{name} must be email addresses separated by commas, got {bad[0]!r}."
+            )
+        return emails
+
+
+class WeekDays(Kind):
+    """ISO weekday numbers (Monday = 1) of day names."""
+
+    takes = "day names, comma-separated"
+
+    def parse(self, name: str, text: str) -> tuple[int, ...]:
+        days = [d.strip().lower()[:3] for d in text.split(",") if d.strip()]
+        if not days or any(d not in DAY_NAMES for d in days):
+            raise ConfigurationError(
+                f"{name} must be day names separated by commas like mon,tue,wed,thu,fri, "
+                f"got {text!r}."
+            )
+        return tuple(sorted({DAY_NAMES.index(d) + 1 for d in days}))
+
+
+class WeekDayOrNone(Kind):
+    """An ISO weekday number of a day name; ``none`` (or ``off``): None."""
+
+    takes = "a day name, or `none`"
+
+    def parse(self, name: str, text: str) -> int | None:
+        day = text.strip().lower()[:3]
+        if day in ("non", "off"):
+            return None
+        if day not in DAY_NAMES:
+            raise ConfigurationError(f"{name} must be a day name like wed (or none), got {text!r}.")
+        return DAY_NAMES.index(day) + 1
+
+
+class Dates(Kind):
+    takes = "dates, comma-separated"
+
+    def parse(self, name: str, text: str) -> tuple[date, ...]:
+        try:
+            days = {date.fromisoformat(d.strip()) for d in text.split(",") if d.strip()}
+        except ValueError:
+            raise ConfigurationError(
+                f"{name} must be dates like 2025-12-25 separated by commas, got {text!r}."
+            ) from None
+        return tuple(sorted(days))
+
+
+class WebhookUrl(Kind):
+    takes = "`https://...` URL"
+
+    def parse(self, name: str, text: str) -> str:
+        if urlsplit(text).scheme not in ("https", "http"):
+            raise ConfigurationError(
+                f"{name} must be the https://... URL of a Slack or Teams incoming webhook "
+                "(the value is not shown)."
+            )
+        return text

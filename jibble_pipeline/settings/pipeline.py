@@ -14,128 +14,30 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jibble_pipeline.settings.fields import (
-    Choice,
-    ConfigurationError,
-    Day,
-    Folder,
-    Group,
-    Number,
-    Setting,
-    Text,
-    Url,
+from jibble_pipeline.settings.catalog import (
+    API_RUNS,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    CONCURRENCY,
+    DATABASE_URL,
+    DB_SCHEMA,
+    EMBEDDED_POSTGRES,
+    HOME,
+    IDENTITY_URL,
+    MAX_REQUESTS_PER_SECOND,
+    MAX_WAIT_SECONDS,
+    ORGANIZATION_ID,
+    PARTITIONS_START,
+    PRODUCTION_TIME_ATTENDANCE_URL,
+    RECONCILE_TOLERANCE,
+    SWEEP_REQUESTS,
+    TIME_ATTENDANCE_URL,
+    TIME_TRACKING_URL,
+    WORKSPACE_URL,
 )
-
-PRODUCTION_IDENTITY_URL = "https://identity.prod.jibble.io"
-PRODUCTION_WORKSPACE_URL = "https://workspace.prod.jibble.io"
-PRODUCTION_TIME_TRACKING_URL = "https://time-tracking.prod.jibble.io"
-PRODUCTION_TIME_ATTENDANCE_URL = "https://time-attendance.prod.jibble.io"  # Jibble's own totals
-
-# First daily partition unless JIBBLE_PARTITIONS_START says otherwise.
-DEFAULT_PARTITIONS_START = date(2025, 1, 1)
-
-_API = Group.JIBBLE_API
-CLIENT_ID = Setting(
-    env="JIBBLE_CLIENT_ID", group=_API, kind=Text(), secret=True,
-    description="API client id; set both it and `JIBBLE_CLIENT_SECRET`, or neither",
-    default_doc="neither: demo mode against the local simulator",
-)  # fmt: skip
-CLIENT_SECRET = Setting(
-    env="JIBBLE_CLIENT_SECRET", group=_API, kind=Text(), secret=True,
-    description="API client secret", default_doc="neither: demo mode",
-)  # fmt: skip
-IDENTITY_URL = Setting(
-    env="JIBBLE_IDENTITY_URL", group=_API, kind=Url(), default=PRODUCTION_IDENTITY_URL,
-    description="Jibble's identity (token) host", deployed=False,
-)  # fmt: skip
-WORKSPACE_URL = Setting(
-    env="JIBBLE_WORKSPACE_URL", group=_API, kind=Url(), default=PRODUCTION_WORKSPACE_URL,
-    description="Jibble's workspace host (people, groups, activities)", deployed=False,
-)  # fmt: skip
-TIME_TRACKING_URL = Setting(
-    env="JIBBLE_TIME_TRACKING_URL", group=_API, kind=Url(),
-    default=PRODUCTION_TIME_TRACKING_URL,
-    description="Jibble's time-tracking host (time entries)", deployed=False,
-)  # fmt: skip
-TIME_ATTENDANCE_URL = Setting(
-    env="JIBBLE_TIME_ATTENDANCE_URL", group=_API, kind=Url(),
-    default=PRODUCTION_TIME_ATTENDANCE_URL,
-    description="Jibble's reports host (its own totals, for the check `hours_match_jibble`), "
-    "if your tenant's is not the production one",
-)  # fmt: skip
-ORGANIZATION_ID = Setting(
-    env="JIBBLE_ORGANIZATION_ID", group=_API, kind=Text("organisation id", strip=True),
-    description="the organisation to read when the credentials see several "
-    "(`jibble-pipeline doctor` lists those visible)",
-    default_doc="the one the token names",
-)  # fmt: skip
-CONCURRENCY = Setting(
-    env="JIBBLE_CONCURRENCY", group=_API, kind=Number(1, whole=True), default="8",
-    description="Jibble requests in flight at once, per run",
-)  # fmt: skip
-MAX_REQUESTS_PER_SECOND = Setting(
-    env="JIBBLE_MAX_REQUESTS_PER_SECOND", group=_API, kind=Number(0),
-    description="a ceiling on requests per second, when you know your tenant's limit",
-    default_doc="none: the client adapts to Jibble's 429s",
-)  # fmt: skip
-MAX_WAIT_SECONDS = Setting(
-    env="JIBBLE_MAX_WAIT_SECONDS", group=_API, kind=Number(1), default="900",
-    description="the longest one request may take to get through rate limits and retries "
-    "before the run gives up",
-)  # fmt: skip
-API_RUNS = Setting(
-    env="JIBBLE_API_RUNS", group=_API, kind=Number(1, whole=True), default="2",
-    description="steps that may call Jibble at once, across all runs, processes and machines",
-    default_doc="`2` (a backfill and the 10-minute tick)",
-)  # fmt: skip
-
-_WAREHOUSE = Group.WAREHOUSE
-DATABASE_URL = Setting(
-    env="JIBBLE_DATABASE_URL", group=_WAREHOUSE, kind=Text("`postgresql://...` URL"),
-    secret=True, description="the warehouse, and Dagster's storage on one machine "
-    "(`postgresql://user:pass@host/db`)",
-    default_doc="an embedded PostgreSQL under `JIBBLE_HOME`",
-    example="postgresql://user:password@db.example.supabase.co:5432/postgres?sslmode=require",
-)  # fmt: skip
-EMBEDDED_POSTGRES = Setting(
-    env="JIBBLE_EMBEDDED_POSTGRES", group=_WAREHOUSE, kind=Choice("allowed", "never"),
-    default="allowed", deployed=False,
-    description="`never`: `JIBBLE_DATABASE_URL` is required (the image sets it)",
-)  # fmt: skip
-DB_SCHEMA = Setting(
-    env="JIBBLE_DB_SCHEMA", group=_WAREHOUSE, kind=Text("schema name"), default="jibble",
-    description="the warehouse's schema",
-)  # fmt: skip
-HOME = Setting(
-    env="JIBBLE_HOME", group=_WAREHOUSE, kind=Folder(),
-    default="~/.local/share/jibble-pipeline", deployed=False,
-    description="folder of the embedded PostgreSQL's data (`pgdata/`) and, by default, "
-    "of the reports",
-)  # fmt: skip
-
-_PARTITIONS = Group.PARTITIONS
-PARTITIONS_START = Setting(
-    env="JIBBLE_PARTITIONS_START", group=_PARTITIONS, kind=Day(),
-    default=DEFAULT_PARTITIONS_START.isoformat(),
-    description="first daily partition; not in the future",
-)  # fmt: skip
-SWEEP_REQUESTS = Setting(
-    env="JIBBLE_SWEEP_REQUESTS_PER_MINUTE", group=_PARTITIONS, kind=Number(1, whole=True),
-    default="60", description="requests a minute the late-edits sweep may spend, for a "
-    "tenant that cannot filter on `updatedAt` (`doctor` says whether yours can)",
-)  # fmt: skip
-RECONCILE_TOLERANCE = Setting(
-    env="JIBBLE_RECONCILE_TOLERANCE_SECONDS", group=_PARTITIONS, kind=Number(0),
-    default="60", description="seconds an agent-week may differ from Jibble's "
-    "TrackedTimeReport before the check `hours_match_jibble` fails",
-)  # fmt: skip
-
-PIPELINE_SETTINGS = (
-    CLIENT_ID, CLIENT_SECRET, IDENTITY_URL, WORKSPACE_URL, TIME_TRACKING_URL,
-    TIME_ATTENDANCE_URL, ORGANIZATION_ID, CONCURRENCY, MAX_REQUESTS_PER_SECOND,
-    MAX_WAIT_SECONDS, API_RUNS, DATABASE_URL, EMBEDDED_POSTGRES, DB_SCHEMA, HOME,
-    PARTITIONS_START, SWEEP_REQUESTS, RECONCILE_TOLERANCE,
-)  # fmt: skip
+from jibble_pipeline.settings.fields import (
+    ConfigurationError,
+)
 
 
 class Settings(BaseModel):

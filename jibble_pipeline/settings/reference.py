@@ -9,11 +9,13 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from jibble_pipeline.settings.alerts import ALERT_SETTINGS
-from jibble_pipeline.settings.deployment import DEPLOYMENT_SETTINGS
-from jibble_pipeline.settings.digests import DIGEST_SETTINGS
+from jibble_pipeline.settings.catalog import (
+    ALERT_SETTINGS,
+    DEPLOYMENT_SETTINGS,
+    DIGEST_SETTINGS,
+    PIPELINE_SETTINGS,
+)
 from jibble_pipeline.settings.fields import Group, Setting
-from jibble_pipeline.settings.pipeline import PIPELINE_SETTINGS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SETTINGS_DOC = PROJECT_ROOT / "docs" / "settings.md"

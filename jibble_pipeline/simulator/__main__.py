@@ -19,7 +19,7 @@ import argparse
 import time
 from datetime import UTC, date, datetime, timedelta
 
-from jibble_pipeline.settings.pipeline import DEFAULT_PARTITIONS_START
+from jibble_pipeline.settings.catalog import DEFAULT_PARTITIONS_START
 from jibble_pipeline.simulator import FaultPlan, JibbleSimulator, SyntheticOrganisation
 from jibble_pipeline.simulator.dialect import TIME_ZONE_FIELDS, Dialect
 from jibble_pipeline.simulator.reports import REPORT_AVAILABILITY
