@@ -25,7 +25,9 @@ from jibble_pipeline.schema import TABLES
 # - ``raw_time_entries.removed_at`` is when a run noticed an entry gone: only whether it is
 #   set is compared;
 # - what was learned of the tenant: when, and under which tenant key (a digest of the
-#   simulator's client id).
+#   simulator's client id);
+# - the versions of partitions (the ids of the transactions that wrote them) and when they
+#   were written or derived: which partitions and inputs are recorded is compared.
 RUN_SPECIFIC = {
     "agents": {"synced_at"},
     "client_groups": {"synced_at"},
@@ -35,6 +37,8 @@ RUN_SPECIFIC = {
     "sessions": {"derived_at"},
     "agent_group_history": {"valid_from"},
     "jibble_tenant": {"tenant", "learned_at"},
+    "partition_versions": {"version", "changed_at"},
+    "derived_from": {"version", "derived_at"},
 }
 ONLY_WHETHER_SET = {"agent_group_history": {"valid_to"}, "raw_time_entries": {"removed_at"}}
 PARTITIONED = [name for name, spec in TABLES.items() if spec.partition_column]
