@@ -162,8 +162,17 @@ def test_edits_archives_and_new_entries_reach_weekly_hours_through_the_daemon(
             people = {"edited": (out["personId"], edited_day),
                       "archived": (switch["personId"], archived_day),
                       "added": (off["id"], added_day)}  # fmt: skip
+            in_sessions = in_weekly = None  # when the edited clock-out reached each
             while time.monotonic() - edited_at < WITHIN:
+                if in_sessions is None and fetch(
+                    own_database,
+                    "SELECT 1 FROM jibble.sessions WHERE end_entry_id = %s AND end_utc = %s",
+                    out["id"], later,
+                ):  # fmt: skip
+                    in_sessions = time.monotonic()
                 now = {name: weekly(*where) for name, where in people.items()}
+                if in_weekly is None and now["edited"] == expected["edited"]:
+                    in_weekly = time.monotonic()
                 if now == expected:
                     break
                 time.sleep(5)
@@ -176,6 +185,9 @@ def test_edits_archives_and_new_entries_reach_weekly_hours_through_the_daemon(
             daemon.wait()
 
     assert took < WITHIN
+    # Weekly hours follow their sessions within 2 minutes (seen by polls 5 s apart).
+    assert in_sessions is not None and in_weekly is not None
+    assert in_weekly - in_sessions < 120, f"{in_weekly - in_sessions:.0f} s"
     raw = dict(
         fetch(
             own_database,

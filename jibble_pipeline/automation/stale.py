@@ -23,9 +23,9 @@ from jibble_pipeline.warehouse.resource import WarehouseResource
 from jibble_pipeline.warehouse.store import Warehouse
 from jibble_pipeline.warehouse.versions import stale_partitions
 
-# After the automation conditions' own turn: the runs they request come first, and a burst of
-# rewrites settles before anything is asked again.
-QUIET = timedelta(minutes=2)
+# After the automation conditions' own turn (every 30 s): the runs they request come first, and
+# a burst of rewrites settles before anything is asked again.
+QUIET = timedelta(seconds=45)
 DIGEST_WEEKS = timedelta(days=14)  # digests follow their inputs only this far back (their AC)
 # Runs of these assets may still rewrite what the derived partitions read: theirs to finish.
 WRITERS = frozenset(
@@ -83,7 +83,7 @@ def settled(partitions: list[date], days: int, spans: list[tuple[date, date]]) -
     asset_selection=dg.AssetSelection.assets(
         "sessions", "daily_attendance", "weekly_hours", "client_digests"
     ),
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Derives again what read inputs that changed while or after it read them.",
 )
