@@ -271,9 +271,9 @@ def test_a_backfill_killed_while_a_slow_api_serves_it_keeps_whole_dates_from_its
     tmp_path, database_url, warehouse_schema
 ):
     """Against a slow API (a fixed window of 10 requests a second), chunks commit at the
-    first date boundary after a second of fetching (``commit_every_seconds``), not only
-    every 50,000 entries: killed a few seconds in, the run has landed whole dates, each with
-    all of its entries and its own quarantine rows, and nothing of any other date."""
+    first date boundary after a second of fetching (the default ``commit_every_seconds``):
+    killed a few seconds in, the run has landed whole dates, each with all of its entries
+    and its own quarantine rows, and nothing of any other date."""
     org = organisation(seed=71)
     bad = {}
     for day in (FIRST, FIRST + timedelta(days=1)):
@@ -287,8 +287,6 @@ def test_a_backfill_killed_while_a_slow_api_serves_it_keeps_whole_dates_from_its
             str(BIN / "dagster"), "asset", "materialize", "-m", "jibble_pipeline.definitions",
             "--select", "raw_time_entries,quarantined_entries",
             "--partition-range", f"{FIRST}...{LAST}",
-            "--config-json",
-            '{"ops": {"fetch_time_entries": {"config": {"commit_every_seconds": 1}}}}',
         ]  # fmt: skip
         checkpoints = sql.Identifier(warehouse_schema, "ingest_checkpoints")
 

@@ -30,8 +30,8 @@ RAW, QUARANTINE = "raw_time_entries", "quarantined_entries"
 
 class FetchConfig(dg.Config):
     """How often a long range commits (whole work dates, at the first date boundary after
-    this many entries or seconds of fetching): what a failed or killed run keeps, and what
-    its re-run no longer fetches."""
+    this many entries or seconds of fetching): what a killed run loses besides the pages in
+    flight, and what its re-run fetches again."""
 
     commit_every_entries: int = CHUNK_ENTRIES
     commit_every_seconds: float = COMMIT_SECONDS

@@ -1,13 +1,17 @@
 """Raw time entries of a range of work dates, fetched and landed in chunks of whole dates.
 
 Three stages run at once: the client reads the dates' pages (several requests in flight), a
-thread validates and frames them in batches, and the caller's thread writes the frames.
-At the first date boundary after ``COMMIT_SECONDS`` of fetching, or ``CHUNK_ENTRIES``
-entries, whichever comes first, the chunk is committed with its quarantine rows and a
-progress row per date (one transaction): a run that fails or is killed keeps the dates it
-landed and loses at most about that much fetching, and a re-run of the same range skips
-those of them that have not changed at the source since (one ``updatedAt`` query tells), so
-it continues where the first stopped and ends like a clean run.
+thread validates and frames them in chunks, and the caller's thread writes each chunk with
+its quarantine rows and a progress row per date in one transaction. A chunk ends at the
+first date boundary after ``COMMIT_SECONDS`` of fetching or ``CHUNK_ENTRIES`` entries,
+whichever comes first: a run that fails or is killed keeps the dates it landed and loses
+about that much fetching, plus the pages in flight, the chunk being validated and the one
+waiting to be written. A re-run of the same range skips the landed dates that have not changed at
+the source since (one ``updatedAt`` query tells), so it continues where the first stopped
+and ends like a clean run.
+
+Small chunks cost little: a commit is a handful of statements beside the COPY that every
+entry costs anyway (``benchmarks/resume.py``, ``benchmarks/backfill_year.py``).
 """
 
 from __future__ import annotations
@@ -38,10 +42,8 @@ from jibble_pipeline.warehouse.landing import (
 )
 from jibble_pipeline.warehouse.store import Warehouse
 
-BATCH_ENTRIES = 5_000  # payloads validated and framed together, at most
-BATCH_SECONDS = 1.0  # and no longer than this apart, so a slow API's chunks commit on time
-CHUNK_ENTRIES = 50_000  # entries committed together (whole work dates), at most
-COMMIT_SECONDS = 10.0  # and a chunk commits this long after its fetching began, at most
+CHUNK_ENTRIES = 2_000  # a chunk ends at the first date boundary after this many entries,
+COMMIT_SECONDS = 1.0  # or this many seconds after its first date came
 RESUME_WITHIN = timedelta(hours=24)  # landed dates older than this are fetched again
 CHANGE_OVERLAP = timedelta(minutes=10)  # clock skew between Jibble and this machine
 YOUNG_THRESHOLD = 50_000
@@ -114,14 +116,19 @@ class EntryLoad:
         resumed = self._resumed()
         to_fetch = [day for day in self.dates if day not in resumed]
         pages = self.client.time_entries_by_date(to_fetch)
-        with closing(read_ahead(self._batches(pages), depth=2)) as batches:
-            upcoming = _Peekable(batches)
-            while upcoming.peek() is not None:
-                chunk = land_entries(self.warehouse, self._chunk(upcoming), self.progress)
+        failure: Exception | None = None
+        with closing(read_ahead(self._batches(pages), depth=1)) as batches:
+            batch = next(batches, None)
+            while batch is not None:
+                chunk = land_entries(self.warehouse, [batch], self.progress)
                 self.landed.extend(chunk.window.dates())
-                yield chunk, upcoming.peek() is None and upcoming.failure is None
-            if upcoming.failure is not None:
-                raise upcoming.failure  # after landing every date read whole before it
+                try:
+                    batch = next(batches, None)
+                except Exception as error:  # raised once the chunks read before it are told
+                    batch, failure = None, error
+                yield chunk, batch is None and failure is None
+        if failure is not None:
+            raise failure
         forget_landed(self.warehouse, self.first, self.last, self.fetched_at - RESUME_WITHIN)
 
     @property
@@ -165,8 +172,8 @@ class EntryLoad:
     # ---------------------------------------------------------------------- stages
 
     def _batches(self, pages: Iterable[tuple[date, list[dict]]]) -> Iterator[EntryBatch]:
-        """Consecutive fetched dates joined into batches of about ``BATCH_ENTRIES``, or of
-        what ``BATCH_SECONDS`` brought."""
+        """Consecutive fetched dates joined into chunks of about ``chunk_entries`` entries,
+        or of what ``commit_seconds`` brought."""
         days: list[date] = []
         payloads: list[tuple[date, list[dict]]] = []
         size, started = 0, time.monotonic()
@@ -180,8 +187,8 @@ class EntryLoad:
                 days.append(day)
                 payloads.append((day, rows))
                 size += len(rows)
-                full = size >= min(BATCH_ENTRIES, self.chunk_entries)
-                if full or time.monotonic() - started >= BATCH_SECONDS:
+                full = size >= self.chunk_entries
+                if full or time.monotonic() - started >= self.commit_seconds:
                     yield self._batch(days, payloads)
                     days, payloads, size = [], [], 0
         except Exception:  # the fetch failed: the dates read whole so far are landed first
@@ -214,19 +221,6 @@ class EntryLoad:
         quarantine = quarantine_frame(rejected, filed_under, self.progress.run_id, self.fetched_at)
         return EntryBatch(DateWindow(days[0], days[-1] + timedelta(days=1)), frame, quarantine)
 
-    def _chunk(self, batches: _Peekable) -> Iterator[EntryBatch]:
-        """Batches of consecutive dates up to about ``chunk_entries`` entries, or up to
-        ``commit_seconds`` after the chunk's first batch came."""
-        size, end, started = 0, None, time.monotonic()
-        while (batch := batches.peek()) is not None:
-            due = size >= self.chunk_entries or time.monotonic() - started >= self.commit_seconds
-            if end is not None and (batch.window.start != end or due):
-                return
-            next(batches)
-            size += len(batch.entries)
-            end = batch.window.end
-            yield batch
-
     def _count(self, frame: pd.DataFrame) -> None:
         if frame.empty:
             return
@@ -236,34 +230,3 @@ class EntryLoad:
             figures.statuses = Counter(rows["status"].fillna("(missing)"))
             figures.first_time = rows["time_utc"].min()
             figures.last_time = rows["time_utc"].max()
-
-
-class _Peekable:
-    """An iterator whose next item can be looked at without taking it (None at the end). If
-    the items fail, it ends there and keeps the error in ``failure``: the chunk being written
-    commits what came whole before it."""
-
-    def __init__(self, items: Iterator[Any]):
-        self._items = items
-        self._next: Any = None
-        self._peeked = False
-        self.failure: Exception | None = None
-
-    def peek(self) -> Any:
-        if not self._peeked:
-            try:
-                self._next = next(self._items, None)
-            except Exception as error:
-                self._next, self.failure = None, error
-            self._peeked = True
-        return self._next
-
-    def __iter__(self) -> _Peekable:
-        return self
-
-    def __next__(self) -> Any:
-        item = self.peek()
-        self._peeked = False
-        if item is None:
-            raise StopIteration
-        return item
